@@ -1,0 +1,67 @@
+"""Domain errors. Each carries the gRPC status code it maps to; one interceptor turns them into aborts,
+so domain code never imports grpc and handlers need no try/except."""
+from __future__ import annotations
+
+from enum import Enum
+
+
+class StatusCode(str, Enum):
+    """The subset of gRPC status codes the domain raises (names match grpc.StatusCode)."""
+
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    NOT_FOUND = "NOT_FOUND"
+    FAILED_PRECONDITION = "FAILED_PRECONDITION"
+    UNAVAILABLE = "UNAVAILABLE"
+    PERMISSION_DENIED = "PERMISSION_DENIED"
+    ALREADY_EXISTS = "ALREADY_EXISTS"
+    RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+
+
+class EcomaiError(Exception):
+    code: StatusCode = StatusCode.FAILED_PRECONDITION
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class FieldError(EcomaiError):
+    """An error about one named request field; the message always starts with the field name."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+class InvalidArgument(FieldError):
+    code = StatusCode.INVALID_ARGUMENT
+
+
+class NotFound(FieldError):
+    code = StatusCode.NOT_FOUND
+
+
+class FailedPrecondition(EcomaiError):
+    code = StatusCode.FAILED_PRECONDITION
+
+
+class ModelUnavailable(EcomaiError):
+    """A model could not answer (server down, model not loaded, deadline passed). Callers degrade to a fallback."""
+
+    code = StatusCode.UNAVAILABLE
+
+    def __init__(self, model: str, message: str):
+        super().__init__(f"model {model} unavailable: {message}")
+        self.model = model
+
+
+class ImportRejected(EcomaiError):
+    """A shop import found bad rows; nothing was written. ``problems`` lists (file, line, column, message)."""
+
+    code = StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, problems: list[tuple[str, int, str, str]]):
+        self.problems = problems
+        lines = [f"{f}:{line}: column {col}: {msg}" for f, line, col, msg in problems[:50]]
+        more = f"\n... and {len(problems) - 50} more" if len(problems) > 50 else ""
+        super().__init__(f"{len(problems)} bad row(s), nothing imported:\n" + "\n".join(lines) + more)
