@@ -1,0 +1,161 @@
+"""Ad ranking: candidates by targeting, budget/pacing/frequency filters, pCTR from the fine-tuned ctr_model,
+eCPM ranking and GSP pricing. Plain domain code: no gRPC here."""
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from services.ads.ads_store import AdRow, AdsStore, UserRow
+from services.ads.auction import Bid, run_gsp
+from services.serving import ServingReport, model_probs
+from shared.errors import NotFound
+from shared.text_features import ctr_text
+
+CTR_MODEL = "ctr_model"
+PRIOR_CTR = 0.02  # used when neither the model nor a historical CTR is available
+MAX_CANDIDATES = 48  # bounded model work per request: one Triton batch
+PACING_SLACK = 0.1  # a campaign may run this fraction of its daily budget ahead of an even pace
+
+
+@dataclass(frozen=True)
+class AdRequest:
+    user_id: str
+    placement_id: str
+    max_ads: int
+    page_category: str = ""
+    query: str = ""
+    product_id: str | None = None
+    candidate_ad_ids: list[str] = field(default_factory=list)
+    reserve_micros: int = 0
+    position: int = 1
+
+
+@dataclass(frozen=True)
+class RankedAd:
+    ad: AdRow
+    position: int
+    pctr: float
+    ecpm_micros: int
+    price_micros: int
+    impression_id: str
+    reasons: list[tuple[str, str]]
+
+
+@dataclass
+class RankedAds:
+    ads: list[RankedAd]
+    candidates_considered: int
+    filtered: dict[str, int]
+    serving: ServingReport
+
+
+class AdRanker:
+    def __init__(self, store: AdsStore, triton, service_name: str = "ads"):
+        self.store = store
+        self.triton = triton
+        self.service_name = service_name
+
+    def rank(self, req: AdRequest) -> RankedAds:
+        report = ServingReport()
+        user = self._user(req.user_id)
+        recent = self.store.user_recent_categories(user.user_id)
+        if req.product_id and not self.store.existing_product(req.product_id):
+            raise NotFound("context.product_id", f"unknown product {req.product_id!r}")
+        if req.candidate_ad_ids:
+            by_id = self.store.ads_by_id(req.candidate_ad_ids)
+            candidates = [by_id[a] for a in req.candidate_ad_ids if a in by_id]
+        else:
+            categories = [c for c in [req.page_category, *recent] if c]
+            keywords = sorted(set(re.findall(r"[a-z0-9]+", req.query.lower())))
+            candidates = self.store.candidate_ads(user.segment, categories, keywords, MAX_CANDIDATES)
+        kept, filtered = self._filter(user, candidates)
+        pctrs = self._pctr(user, kept, req, recent, report)
+        result = run_gsp(
+            [Bid(ad.ad_id, ad.bid_micros, p) for ad, p in zip(kept, pctrs)], req.max_ads, req.reserve_micros
+        )
+        if result.below_reserve:
+            filtered["BELOW_RESERVE"] = len(result.below_reserve)
+        by_id = {ad.ad_id: ad for ad in kept}
+        token = uuid.uuid4().hex[:16]
+        ranked = [
+            RankedAd(
+                ad=by_id[slot.bid.ad_id], position=slot.position, pctr=slot.bid.pctr,
+                ecpm_micros=slot.bid.ecpm_micros, price_micros=slot.price_micros,
+                impression_id=f"imp-{token}-{slot.position}",
+                reasons=_reasons(by_id[slot.bid.ad_id], req, recent, user, report),
+            )
+            for slot in result.slots
+        ]
+        return RankedAds(ranked, len(candidates), filtered, report)
+
+    def predict(self, req: AdRequest) -> tuple[list[tuple[str, float]], ServingReport]:
+        report = ServingReport()
+        user = self._user(req.user_id)
+        by_id = self.store.ads_by_id(req.candidate_ad_ids)
+        for i, ad_id in enumerate(req.candidate_ad_ids):
+            if ad_id not in by_id:
+                raise NotFound(f"ad_ids[{i}]", f"unknown ad {ad_id!r}")
+        ads = [by_id[a] for a in req.candidate_ad_ids]
+        pctrs = self._pctr(user, ads, req, self.store.user_recent_categories(user.user_id), report)
+        return [(ad.ad_id, p) for ad, p in zip(ads, pctrs)], report
+
+    def _user(self, user_id: str) -> UserRow:
+        user = self.store.get_user(user_id)
+        if user is None:
+            raise NotFound("user_id", f"unknown user {user_id!r}")
+        return user
+
+    def _filter(self, user: UserRow, ads: list[AdRow]) -> tuple[list[AdRow], dict[str, int]]:
+        """Drops ads whose campaign is out of budget or ahead of pace, or that hit the user's frequency cap."""
+        impressions, spend_today = self.store.delivery_today(
+            user.user_id, [a.ad_id for a in ads], sorted({a.campaign_id for a in ads})
+        )
+        now = datetime.now(timezone.utc)
+        day_fraction = (now.hour * 3600 + now.minute * 60 + now.second) / 86400
+        kept, filtered = [], {}
+        for ad in ads:
+            spent = spend_today.get(ad.campaign_id, 0)
+            if ad.total_budget_micros is not None and ad.spent_micros + spent >= ad.total_budget_micros:
+                reason = "BUDGET_EXHAUSTED"
+            elif ad.daily_budget_micros is not None and spent >= ad.daily_budget_micros:
+                reason = "DAILY_BUDGET_EXHAUSTED"
+            elif ad.daily_budget_micros and spent > ad.daily_budget_micros * (day_fraction + PACING_SLACK):
+                reason = "PACING"
+            elif ad.frequency_cap_per_day and impressions.get(ad.ad_id, 0) >= ad.frequency_cap_per_day:
+                reason = "FREQUENCY_CAP"
+            else:
+                kept.append(ad)
+                continue
+            filtered[reason] = filtered.get(reason, 0) + 1
+        return kept, filtered
+
+    def _pctr(self, user: UserRow, ads: list[AdRow], req: AdRequest, recent: list[str],
+              report: ServingReport) -> list[float]:
+        texts = [ctr_text(user, ad, req.placement_id, req.position, recent) for ad in ads]
+        probs = model_probs(self.triton, CTR_MODEL, texts, report)
+        if probs is not None:
+            return [float(p) for p in probs]
+        history = self.store.historical_ctr([a.ad_id for a in ads])
+        fallback = "historical_ctr" if history else "prior_ctr"
+        report.degrade(self.service_name, fallback, f"{CTR_MODEL} unavailable; pCTR from {fallback}")
+        return [float(history.get(ad.ad_id, PRIOR_CTR)) for ad in ads]
+
+
+def _reasons(ad: AdRow, req: AdRequest, recent: list[str], user: UserRow,
+             report: ServingReport) -> list[tuple[str, str]]:
+    reasons = []
+    if req.page_category and ad.category == req.page_category:
+        reasons.append(("TARGET_PAGE_CATEGORY", f"ad category {ad.category} matches the page"))
+    elif ad.category in recent:
+        reasons.append(("TARGET_INTEREST", f"user recently browsed {ad.category}"))
+    words = set(re.findall(r"[a-z0-9]+", req.query.lower()))
+    matched = sorted(words.intersection(k.lower() for k in ad.keywords))
+    if matched:
+        reasons.append(("TARGET_KEYWORD", "query matches " + ", ".join(matched)))
+    if ad.target_segments and user.segment in ad.target_segments:
+        reasons.append(("TARGET_SEGMENT", f"targets segment {user.segment}"))
+    source = f"{CTR_MODEL} v{report.model_version}" if not report.degraded else report.fallback
+    reasons.append(("RANKED_BY_ECPM", f"bid x pCTR ({source})"))
+    return reasons

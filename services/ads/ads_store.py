@@ -1,0 +1,144 @@
+"""Reads the ad ranker needs from the feature store, each a single round trip."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import Engine, bindparam, text
+
+
+@dataclass(frozen=True)
+class AdRow:
+    ad_id: str
+    campaign_id: str
+    product_id: str | None
+    title: str
+    body: str
+    category: str
+    keywords: list[str]
+    target_segments: list[str]
+    bid_micros: int
+    frequency_cap_per_day: int | None
+    daily_budget_micros: int | None
+    total_budget_micros: int | None
+    spent_micros: int
+
+
+@dataclass(frozen=True)
+class UserRow:
+    user_id: str
+    segment: str
+    country: str
+
+
+_AD_COLUMNS = """
+    a.ad_id, a.campaign_id, a.product_id, a.title, coalesce(a.body, '') as body, coalesce(a.category, '') as category,
+    coalesce(a.keywords, '[]'::jsonb) as keywords, coalesce(a.target_segments, '[]'::jsonb) as target_segments,
+    a.bid_micros, a.frequency_cap_per_day, c.daily_budget_micros, c.total_budget_micros,
+    coalesce(c.spent_micros, 0) as spent_micros
+"""
+
+_ACTIVE = """
+    a.status = 'active' and c.status = 'active'
+    and (c.start_at is null or c.start_at <= :now) and (c.end_at is null or c.end_at > :now)
+"""
+
+
+class AdsStore:
+    def __init__(self, engine: Engine):
+        self.engine = engine
+
+    def get_user(self, user_id: str) -> UserRow | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                text("select user_id, coalesce(segment, '') as segment, coalesce(country, '') as country "
+                     "from users where user_id = :u"),
+                {"u": user_id},
+            ).mappings().first()
+        return UserRow(**row) if row else None
+
+    def existing_product(self, product_id: str) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(text("select 1 from products where product_id = :p"), {"p": product_id}).first() is not None
+
+    def user_recent_categories(self, user_id: str, limit: int = 5) -> list[str]:
+        """Categories of the products the user interacted with most recently (views, carts, purchases)."""
+        query = text("""
+            select p.category from (
+                select product_id, max(occurred_at) as last_at from events
+                where user_id = :u and type in ('view', 'cart', 'purchase') and product_id is not null
+                group by product_id order by last_at desc limit 50
+            ) recent join products p using (product_id)
+            group by p.category order by max(recent.last_at) desc limit :n
+        """)
+        with self.engine.connect() as conn:
+            return [r[0] for r in conn.execute(query, {"u": user_id, "n": limit})]
+
+    def candidate_ads(
+        self, segment: str, categories: list[str], keywords: list[str], limit: int, now: datetime | None = None
+    ) -> list[AdRow]:
+        """Active ads whose segment targeting admits the user and that match a category or keyword,
+        best bids first; falls back to run-of-network ads (no keywords) when few match."""
+        query = text(f"""
+            select {_AD_COLUMNS},
+                   (a.category = any(:cats) or a.keywords ?| :kws) as matched
+            from ads a join campaigns c using (campaign_id)
+            where {_ACTIVE}
+              and (jsonb_array_length(coalesce(a.target_segments, '[]'::jsonb)) = 0
+                   or a.target_segments ? :segment)
+            order by matched desc, a.bid_micros desc, a.ad_id
+            limit :limit
+        """)
+        params = {"cats": categories or [""], "kws": keywords or [""], "segment": segment,
+                  "limit": limit, "now": now or datetime.now(timezone.utc)}
+        with self.engine.connect() as conn:
+            rows = conn.execute(query, params).mappings().all()
+        return [_ad_row(r) for r in rows]
+
+    def ads_by_id(self, ad_ids: list[str]) -> dict[str, AdRow]:
+        query = text(f"select {_AD_COLUMNS} from ads a join campaigns c using (campaign_id) where a.ad_id in :ids")
+        query = query.bindparams(bindparam("ids", expanding=True))
+        with self.engine.connect() as conn:
+            rows = conn.execute(query, {"ids": ad_ids}).mappings().all()
+        return {r["ad_id"]: _ad_row(r) for r in rows}
+
+    def delivery_today(self, user_id: str, ad_ids: list[str], campaign_ids: list[str]) -> tuple[dict, dict]:
+        """(impressions of each ad to this user today, estimated spend of each campaign today).
+
+        Spend is estimated as clicks x bid (an upper bound of the GSP price actually charged)."""
+        start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        imps = text("""
+            select ad_id, count(*) from events
+            where user_id = :u and type = 'impression' and occurred_at >= :start and ad_id in :ads
+            group by ad_id
+        """).bindparams(bindparam("ads", expanding=True))
+        spend = text("""
+            select a.campaign_id, sum(a.bid_micros) from events e
+            join events i on i.impression_id = e.impression_id and i.type = 'impression'
+            join ads a on a.ad_id = i.ad_id
+            where e.type = 'click' and e.occurred_at >= :start and a.campaign_id in :camps
+            group by a.campaign_id
+        """).bindparams(bindparam("camps", expanding=True))
+        with self.engine.connect() as conn:
+            per_ad = dict(conn.execute(imps, {"u": user_id, "start": start, "ads": ad_ids or [""]}).all())
+            per_campaign = dict(conn.execute(spend, {"start": start, "camps": campaign_ids or [""]}).all())
+        return per_ad, {k: int(v) for k, v in per_campaign.items()}
+
+    def historical_ctr(self, ad_ids: list[str]) -> dict[str, float]:
+        """Materialized ad CTR features (feature 'ctr_30d'); ads without one are absent."""
+        query = text("""
+            select entity_id, (value->>'ctr')::float from features
+            where entity_type = 'ad' and name = 'ctr_30d' and entity_id in :ids
+        """).bindparams(bindparam("ids", expanding=True))
+        with self.engine.connect() as conn:
+            return dict(conn.execute(query, {"ids": ad_ids or [""]}).all())
+
+
+def _ad_row(r) -> AdRow:
+    return AdRow(
+        ad_id=r["ad_id"], campaign_id=r["campaign_id"], product_id=r["product_id"], title=r["title"],
+        body=r["body"], category=r["category"], keywords=list(r["keywords"]),
+        target_segments=list(r["target_segments"]), bid_micros=int(r["bid_micros"]),
+        frequency_cap_per_day=r["frequency_cap_per_day"], daily_budget_micros=r["daily_budget_micros"],
+        total_budget_micros=r["total_budget_micros"], spent_micros=int(r["spent_micros"]),
+    )
