@@ -1,0 +1,109 @@
+"""`ecomai`: the one command-line entry point of the platform."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from shared.settings import Settings
+
+
+def _run(args, settings: Settings) -> int:
+    from services.platform import run_platform
+
+    return run_platform(settings)
+
+
+def _serve(args, settings: Settings) -> int:
+    from services.composition import serve_forever
+
+    serve_forever(args.service, settings)
+    return 0
+
+
+def _worker(args, settings: Settings) -> int:
+    from services.worker.__main__ import main as worker_main
+
+    return worker_main([args.role, *args.celery_args])
+
+
+def _migrate(args, settings: Settings) -> int:
+    from services.platform import database
+
+    with database(settings, keep_running=False) as url:
+        print(f"database migrated: {url.split('@')[-1]}")
+    return 0
+
+
+def _seed(args, settings: Settings) -> int:
+    from services.platform import database, seed_demo_shop
+
+    with database(settings, keep_running=False) as url:
+        seed_demo_shop(url, args.size or settings.demo_size, settings.demo_seed, force=args.force)
+    return 0
+
+
+def _import(args, settings: Settings) -> int:
+    from services.platform import database
+    from shared.db.engine import make_engine
+    from shared.errors import ImportRejected
+    from shared.importer import import_shop
+
+    with database(settings, keep_running=False) as url:
+        try:
+            report = import_shop(make_engine(url), args.folder)
+        except ImportRejected as exc:
+            print(exc.message, file=sys.stderr)
+            return 2
+    print(report)
+    return 0
+
+
+def _train(args, settings: Settings) -> int:
+    from services.platform import train_models
+
+    return train_models(settings, args.model, args.profile)
+
+
+def _client(args, settings: Settings) -> int:
+    from services.demo_client import run_demo_client
+
+    return run_demo_client(settings, args.user, args.host)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ecomai", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the whole platform locally on embedded defaults").set_defaults(fn=_run)
+    serve = sub.add_parser("serve", help="run one gRPC service (needs ECOMAI_DATABASE_URL and a running Triton)")
+    serve.add_argument("service", choices=["ads", "recs", "chat"])
+    serve.set_defaults(fn=_serve)
+    for role in ("worker", "beat"):
+        p = sub.add_parser(role, help=f"run the Celery {role}")
+        p.add_argument("celery_args", nargs=argparse.REMAINDER, help="extra arguments passed to celery")
+        p.set_defaults(fn=_worker, role=role)
+    sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=_migrate)
+    seed = sub.add_parser("seed", help="generate and load the demo shop")
+    seed.add_argument("--size", choices=["tiny", "small", "medium", "large"])
+    seed.add_argument("--force", action="store_true", help="load even if a shop is already there")
+    seed.set_defaults(fn=_seed)
+    imp = sub.add_parser("import", help="import a shop from CSV/Parquet files (see docs/data-format.md)")
+    imp.add_argument("folder")
+    imp.set_defaults(fn=_import)
+    train = sub.add_parser("train", help="fine-tune models: the missing ones, or one model as a new version")
+    train.add_argument("--model", choices=["text_encoder", "ctr_model", "recs_ranker", "intent_classifier"])
+    train.add_argument("--profile", choices=["tiny", "small", "full"])
+    train.set_defaults(fn=_train)
+    client = sub.add_parser("client", help="call every RPC of every running service and print the answers")
+    client.add_argument("--user", help="user id to ask as (default: a user with orders)")
+    client.add_argument("--host", help="host of the services (default: settings host)")
+    client.set_defaults(fn=_client)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.fn(args, Settings()) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,116 @@
+"""Composition roots: build each service from settings, an engine and a Triton client, and serve it.
+
+Nothing heavy happens at import time; tests build the same objects with their own settings."""
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from dataclasses import dataclass
+
+import grpc
+from sqlalchemy import Engine, text
+
+from protos.ads.v1 import ads_pb2_grpc
+from protos.chat.v1 import chat_pb2_grpc
+from protos.events.v1 import events_pb2_grpc
+from protos.recs.v1 import recs_pb2_grpc
+from services.ads.ad_ranker import AdRanker
+from services.ads.ads_store import AdsStore
+from services.ads.servicer import AdServicer
+from services.chat.assistant import Assistant
+from services.chat.conversations import ConversationStore
+from services.chat.recs_client import RecsClient
+from services.chat.servicer import ChatServicer
+from services.chat.tools import FaqRetriever, OrderTools
+from services.events_servicer import EventServicer
+from services.recs.recommender import Recommender
+from services.recs.recs_store import RecsStore
+from services.recs.servicer import RecommendationServicer
+from shared.db.engine import make_engine
+from shared.feature_store import FeatureStore
+from shared.grpc_server import ServiceBinding, build_server
+from shared.observability import serve_metrics, setup_logging
+from shared.settings import Settings
+from shared.triton_client import TritonClient
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("ads", "recs", "chat")
+
+
+@dataclass
+class Running:
+    name: str
+    server: grpc.Server
+    port: int
+    closers: list
+
+    def stop(self, grace: float = 5.0) -> None:
+        self.server.stop(grace).wait()
+        for close in self.closers:
+            close()
+
+
+def port_of(settings: Settings, name: str) -> int:
+    return {"ads": settings.ads_port, "recs": settings.recs_port, "chat": settings.chat_port}[name]
+
+
+def _user_exists(engine: Engine):
+    def exists(user_id: str) -> bool:
+        with engine.connect() as conn:
+            return conn.execute(text("select 1 from users where user_id = :u"), {"u": user_id}).first() is not None
+
+    return exists
+
+
+def bindings_for(name: str, settings: Settings, engine: Engine, triton: TritonClient) -> tuple[list, list]:
+    """(service bindings, close callbacks) of one service; every service also ingests events."""
+    closers: list = []
+    events = ServiceBinding(EventServicer(FeatureStore(engine)), events_pb2_grpc.add_EventServiceServicer_to_server,
+                            "events.v1.EventService")
+    if name == "ads":
+        servicer = AdServicer(AdRanker(AdsStore(engine), triton))
+        main = ServiceBinding(servicer, ads_pb2_grpc.add_AdServiceServicer_to_server, "ads.v1.AdService")
+    elif name == "recs":
+        servicer = RecommendationServicer(Recommender(RecsStore(engine), triton))
+        main = ServiceBinding(servicer, recs_pb2_grpc.add_RecommendationServiceServicer_to_server,
+                              "recs.v1.RecommendationService")
+    elif name == "chat":
+        recs = RecsClient(f"{settings.host}:{settings.recs_port}")
+        closers.append(recs.close)
+        conversations = ConversationStore(engine)
+        assistant = Assistant(conversations, OrderTools(engine), FaqRetriever(engine, triton), triton,
+                              recs.suggest, _user_exists(engine))
+        main = ServiceBinding(ChatServicer(assistant, conversations), chat_pb2_grpc.add_ChatServiceServicer_to_server,
+                              "chat.v1.ChatService")
+    else:
+        raise ValueError(f"unknown service {name!r}; expected one of {SERVICES}")
+    return [main, events], closers
+
+
+def start_service(name: str, settings: Settings, engine: Engine, triton: TritonClient, port: int | None = None) -> Running:
+    bindings, closers = bindings_for(name, settings, engine, triton)
+    address = f"{settings.host}:{port_of(settings, name) if port is None else port}"
+    server, bound = build_server(name, bindings, address, settings.grpc_workers)
+    server.start()
+    log.info("%s service listening on %s:%s", name, settings.host, bound)
+    return Running(name, server, bound, closers)
+
+
+def serve_forever(name: str, settings: Settings) -> None:
+    """`ecomai serve NAME`: one service process until SIGTERM or Ctrl-C."""
+    setup_logging(settings.log_level)
+    if not settings.database_url:
+        raise SystemExit("ECOMAI_DATABASE_URL must be set for `ecomai serve` (`ecomai run` sets it for you)")
+    engine = make_engine(settings.database_url)
+    triton = TritonClient(settings.triton_grpc_url, settings.triton_timeout_s)
+    running = start_service(name, settings, engine, triton)
+    serve_metrics(running.port + settings.metrics_port_offset, settings.host)
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
+    log.info("%s service stopping", name)
+    running.stop()
+    engine.dispose()

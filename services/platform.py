@@ -1,0 +1,206 @@
+"""`ecomai run`: the whole platform on one machine, on embedded defaults.
+
+Starts (or reuses) the database, seeds the demo shop, starts Triton, trains whatever model has no version yet,
+loads every model, refreshes embeddings and features, then starts the Celery worker and the three gRPC services
+as child processes and prints where they listen. Ctrl-C stops everything, children first."""
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from shared.settings import MODEL_NAMES, Settings
+
+STARTED = time.perf_counter()
+SERVICE_NAMES = ("recs", "ads", "chat")  # recs first: chat calls it
+
+
+def progress(message: str) -> None:
+    print(f"[{time.perf_counter() - STARTED:7.1f}s] {message}", flush=True)
+
+
+@contextlib.contextmanager
+def database(settings: Settings, keep_running: bool = True) -> Iterator[str]:
+    """The database URL, migrated; starts the embedded Postgres when no URL is configured."""
+    from shared.db.engine import migrate
+    from shared.embedded_pg import ensure_database_url
+
+    url, server = ensure_database_url(settings)
+    if server is not None:
+        progress(f"embedded Postgres running in {settings.pgdata}")
+    try:
+        migrate(url)
+        yield url
+    finally:
+        if server is not None and not keep_running:
+            server.stop()
+
+
+def seed_demo_shop(url: str, size: str, seed: int, force: bool = False) -> bool:
+    from shared.db.engine import make_engine
+    from shared.demo_shop import generate_shop, load_shop, shop_is_seeded
+
+    engine = make_engine(url)
+    try:
+        if shop_is_seeded(engine) and not force:
+            progress("demo shop already seeded")
+            return False
+        progress(f"generating the {size} demo shop (seed {seed})")
+        shop = generate_shop(size, seed)
+        load_shop(engine, shop)
+        progress("demo shop loaded")
+        return True
+    finally:
+        engine.dispose()
+
+
+def prepare_models(settings: Settings, url: str, triton_client) -> None:
+    """Trains every model that has no version, loads all into Triton, refreshes embeddings and features."""
+    from shared.db.engine import make_engine
+    from shared.embeddings_job import refresh_embeddings
+    from shared.feature_jobs import materialize_features
+    from shared.model_registry import deploy, latest_version
+    from shared.training.jobs import ensure_models
+
+    engine = make_engine(url)
+    try:
+        made = ensure_models(engine, settings, triton_client, progress)
+        if made:
+            progress("trained: " + ", ".join(f"{m.model_name} v{m.version}" for m in made))
+        for name in MODEL_NAMES:
+            version = latest_version(settings.model_repository, name)
+            progress(f"loading {name} v{version} into Triton")
+            deploy(triton_client, engine, name, version, settings.triton_instance_kind)
+        for entity in ("product", "faq"):
+            count = refresh_embeddings(engine, triton_client, entity)
+            progress(f"{count} {entity} embeddings refreshed")
+        progress(f"features materialized: {materialize_features(engine)}")
+    finally:
+        engine.dispose()
+
+
+def child_env(settings: Settings, url: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env["ECOMAI_DATABASE_URL"] = url
+    env["ECOMAI_HOME"] = str(settings.home.resolve())
+    return env
+
+
+def wait_healthy(address: str, timeout_s: float, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"process for {address} exited with code {process.returncode}")
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                time.sleep(0.2)
+    raise TimeoutError(f"{address} not healthy after {timeout_s}s")
+
+
+def stop_children(children: list[subprocess.Popen], timeout_s: float = 10) -> None:
+    for proc in children:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for proc in children:
+        try:
+            proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def run_platform(settings: Settings) -> int:
+    from shared.observability import setup_logging
+    from shared.triton_client import TritonClient
+    from shared.triton_server import TritonServer
+
+    setup_logging("WARNING", sys.stderr)
+    settings.home.mkdir(parents=True, exist_ok=True)
+    children: list[subprocess.Popen] = []
+    triton = None
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(database(settings, keep_running=False))
+            seed_demo_shop(url, settings.demo_size, settings.demo_seed)
+            if not settings.triton_external:
+                triton = TritonServer(settings)
+                progress(f"starting Triton (log: {triton.log_path})")
+                triton.start()
+                stack.callback(triton.stop)
+            client = TritonClient(settings.triton_grpc_url, max(settings.triton_timeout_s, 30))
+            prepare_models(settings, url, client)
+            env = child_env(settings, url)
+            logs = settings.home.resolve() / "logs"
+            logs.mkdir(exist_ok=True)
+            progress("starting the Celery worker")
+            children.append(_spawn(["worker"], env, logs / "worker.log"))
+            for name in SERVICE_NAMES:
+                port = getattr(settings, f"{name}_port")
+                children.append(_spawn(["serve", name], env, logs / f"{name}.log"))
+                wait_healthy(f"{settings.host}:{port}", 60, children[-1])
+                progress(f"{name} service ready")
+            _print_ready(settings, logs)
+            while all(p.poll() is None for p in children):
+                time.sleep(0.5)
+            failed = [p.args for p in children if p.poll() is not None]
+            progress(f"a child process exited: {failed}; stopping")
+            return 1
+        except KeyboardInterrupt:
+            progress("stopping (Ctrl-C)")
+            return 0
+        finally:
+            stop_children(children)
+            progress("stopped")
+
+
+def _spawn(args: list[str], env: dict, log_file) -> subprocess.Popen:
+    out = open(log_file, "ab")  # noqa: SIM115 - the child owns it for its lifetime
+    return subprocess.Popen([sys.executable, "-m", "services.cli", *args], env=env, stdout=out,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _print_ready(settings: Settings, logs) -> None:
+    h = settings.host
+    print(
+        "\necomai is ready\n"
+        f"  ads   gRPC  {h}:{settings.ads_port}   (ads.v1.AdService, events.v1.EventService)\n"
+        f"  recs  gRPC  {h}:{settings.recs_port}   (recs.v1.RecommendationService, events.v1.EventService)\n"
+        f"  chat  gRPC  {h}:{settings.chat_port}   (chat.v1.ChatService, events.v1.EventService)\n"
+        f"  Triton      grpc {settings.triton_grpc_url}  http {h}:{settings.triton_http_port}"
+        f"  metrics {h}:{settings.triton_metrics_port}\n"
+        f"  metrics     http://{h}:<service port + {settings.metrics_port_offset}>/metrics\n"
+        f"  logs        {logs}\n"
+        "Try it: .venv/bin/ecomai client     Stop: Ctrl-C\n",
+        flush=True,
+    )
+
+
+def train_models(settings: Settings, model: str | None, profile: str | None) -> int:
+    """`ecomai train`: without --model, trains the missing models; with it, a new version of that model."""
+    from shared.db.engine import make_engine
+    from shared.training.jobs import ensure_models, train_one
+
+    if profile:
+        settings = settings.model_copy(update={"train_profile": profile})
+    with database(settings, keep_running=False) as url:
+        engine = make_engine(url)
+        if model:
+            made = [train_one(engine, settings, model, progress)]
+        else:
+            made = ensure_models(engine, settings, None, progress)
+        for m in made:
+            progress(f"{m.model_name} v{m.version} written to {m.path}")
+    return 0
