@@ -1,0 +1,121 @@
+"""The one Triton client of the platform (the only module that imports tritonclient).
+
+Every failure to get an answer (server down, model not loaded, deadline passed) becomes
+``shared.errors.ModelUnavailable`` so callers can degrade to a fallback."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+from google.protobuf import json_format, text_format
+from tritonclient.grpc import model_config_pb2
+from tritonclient.utils import InferenceServerException
+
+from shared.errors import ModelUnavailable
+
+ENCODER = "text_encoder"
+
+
+@dataclass(frozen=True)
+class ClassifyResult:
+    logits: np.ndarray  # [n, labels]
+    probs: np.ndarray  # [n, labels]; calibrated sigmoid for one label, softmax otherwise
+    labels: list[str] | None  # top label per text, for models with a LABEL output
+    model_version: int
+
+
+class TritonClient:
+    def __init__(self, url: str, timeout_s: float = 5.0):
+        self.url = url
+        self.timeout_s = timeout_s
+        self._local = threading.local()  # one gRPC client per thread: safe under a thread-pool server
+
+    @property
+    def _client(self) -> grpcclient.InferenceServerClient:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = grpcclient.InferenceServerClient(self.url)
+            self._local.client = client
+        return client
+
+    def _infer(self, model: str, texts: list[str], outputs: list[str]):
+        data = np.array([t.encode("utf-8") for t in texts], dtype=np.object_).reshape(-1, 1)
+        tensor = grpcclient.InferInput("TEXT", list(data.shape), "BYTES")
+        tensor.set_data_from_numpy(data)
+        try:
+            return self._client.infer(
+                model, [tensor], outputs=[grpcclient.InferRequestedOutput(o) for o in outputs],
+                client_timeout=self.timeout_s,
+            )
+        except InferenceServerException as exc:
+            raise ModelUnavailable(model, exc.message() or str(exc)) from exc
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        result = self._infer(ENCODER, texts, ["EMBEDDING"])
+        return result.as_numpy("EMBEDDING")
+
+    def classify(self, model: str, texts: list[str], with_labels: bool | None = None) -> ClassifyResult:
+        """Scores texts with a sequence classifier; asks for LABEL when the model is the intent classifier or
+        ``with_labels`` says so."""
+        want_labels = with_labels if with_labels is not None else model == "intent_classifier"
+        outputs = ["LOGITS", "PROBS"] + (["LABEL"] if want_labels else [])
+        result = self._infer(model, texts, outputs)
+        labels = None
+        if want_labels:
+            labels = [x.decode() if isinstance(x, bytes) else str(x) for x in result.as_numpy("LABEL").reshape(-1)]
+        version = int(result.get_response().model_version or 0)
+        return ClassifyResult(result.as_numpy("LOGITS"), result.as_numpy("PROBS"), labels, version)
+
+    # -- server and model control ----------------------------------------------------------------
+    def is_ready(self) -> bool:
+        try:
+            return bool(self._client.is_server_ready(client_timeout=self.timeout_s))
+        except InferenceServerException:
+            return False
+
+    def is_model_ready(self, name: str, version: int | None = None) -> bool:
+        try:
+            return bool(self._client.is_model_ready(name, "" if version is None else str(version),
+                                                    client_timeout=self.timeout_s))
+        except InferenceServerException:
+            return False
+
+    def ready_versions(self, name: str) -> list[int]:
+        try:
+            index = self._client.get_model_repository_index(as_json=True, client_timeout=self.timeout_s)
+        except InferenceServerException as exc:
+            raise ModelUnavailable(name, str(exc)) from exc
+        return sorted(int(m["version"]) for m in index.get("models", [])
+                      if m.get("name") == name and m.get("state") == "READY" and m.get("version"))
+
+    def load_model(self, name: str, config_json: str | None = None, timeout_s: float = 300) -> None:
+        """Loads (or reloads) a model: the newest version folder serves, older ones unload (version policy).
+        ``config_json`` replaces config.pbtxt for this load (see ``config_for_instance_kind``)."""
+        try:
+            kwargs = {"config": config_json} if config_json else {}
+            self._client.load_model(name, client_timeout=timeout_s, **kwargs)
+        except InferenceServerException as exc:
+            raise ModelUnavailable(name, f"load failed: {exc.message() or exc}") from exc
+
+    def unload_model(self, name: str) -> None:
+        try:
+            self._client.unload_model(name, client_timeout=self.timeout_s)
+        except InferenceServerException as exc:
+            raise ModelUnavailable(name, f"unload failed: {exc.message() or exc}") from exc
+
+
+def config_for_instance_kind(config_pbtxt: Path, instance_kind: str) -> str | None:
+    """The model config as JSON with every instance group switched to ``instance_kind`` (e.g. KIND_GPU),
+    or None when the committed config already uses it."""
+    config = text_format.Parse(config_pbtxt.read_text(), model_config_pb2.ModelConfig())
+    kind = model_config_pb2.ModelInstanceGroup.Kind.Value(instance_kind)
+    if all(group.kind == kind for group in config.instance_group):
+        return None
+    for group in config.instance_group:
+        group.kind = kind
+    return json_format.MessageToJson(config, preserving_proto_field_name=True)
