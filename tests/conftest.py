@@ -1,0 +1,87 @@
+"""Session fixtures for end-to-end tests: a real embedded Postgres with the tiny demo shop, a real Triton server
+with tiny fine-tuned versions of every model, and the three gRPC services listening on real sockets."""
+from __future__ import annotations
+
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from sqlalchemy import Engine
+
+from shared.db.engine import make_engine
+from shared.settings import PROJECT_ROOT, Settings
+from tests.fixtures_data import *  # noqa: F401,F403 - pg_admin_url, migrated_template, new_database, data_engine
+from tests.fixtures_data import database_url_for
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def fresh_model_repository(target: Path) -> Path:
+    """A model repository with the committed configs and no versions."""
+    for config in (PROJECT_ROOT / "triton_models").glob("*/config.pbtxt"):
+        (target / config.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(config, target / config.parent.name / "config.pbtxt")
+    return target
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    url: str
+    engine: Engine
+    triton: object  # TritonClient
+    channels: dict[str, grpc.Channel]
+
+
+@pytest.fixture(scope="session")
+def platform(pg_admin_url, migrated_template, tmp_path_factory):
+    """The whole serving side on the tiny demo shop. Tests may add events and conversations but must not
+    remove shop data."""
+    import psycopg
+
+    from services.composition import start_service
+    from services.platform import prepare_models
+    from shared.demo_shop import generate_shop, load_shop
+    from shared.triton_client import TritonClient
+    from shared.triton_server import TritonServer
+
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute("drop database if exists ecomai_e2e")
+        conn.execute(f'create database ecomai_e2e template "{migrated_template}"')
+    url = database_url_for(pg_admin_url, "ecomai_e2e")
+    engine = make_engine(url)
+    load_shop(engine, generate_shop("tiny", seed=7))
+
+    home = tmp_path_factory.mktemp("home")
+    settings = Settings(
+        home=home, database_url=url, model_repository=fresh_model_repository(home / "models"),
+        triton_grpc_port=free_port(), triton_http_port=free_port(), triton_metrics_port=free_port(),
+        ads_port=free_port(), recs_port=free_port(), chat_port=free_port(),
+        broker_url=REDIS_URL, result_backend=REDIS_URL, train_profile="tiny", triton_timeout_s=30,
+    )
+    server = TritonServer(settings)
+    server.start()
+    triton = TritonClient(settings.triton_grpc_url, settings.triton_timeout_s)
+    running = []
+    try:
+        prepare_models(settings, url, triton)
+        for name in ("recs", "ads", "chat"):
+            running.append(start_service(name, settings, engine, triton))
+        channels = {r.name: grpc.insecure_channel(f"127.0.0.1:{r.port}") for r in running}
+        yield Platform(settings, url, engine, triton, channels)
+        for channel in channels.values():
+            channel.close()
+    finally:
+        for r in running:
+            r.stop(grace=1)
+        server.stop()
+        engine.dispose()
