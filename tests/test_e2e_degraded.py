@@ -1,5 +1,6 @@
 """Degrade, don't fail: with Triton unreachable every service still answers within the deadline, from a
 fallback, and says so in ServingInfo."""
+import grpc
 import pytest
 
 from protos.ads.v1 import ads_pb2, ads_pb2_grpc
@@ -9,8 +10,6 @@ from services.composition import start_service
 from shared.triton_client import TritonClient
 from tests.conftest import free_port
 from tests.e2e_helpers import active_user, any_product
-
-import grpc
 
 
 @pytest.fixture(scope="module")
