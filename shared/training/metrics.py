@@ -1,0 +1,163 @@
+"""Evaluation metrics and Platt calibration: pure numpy, no torch, so they are cheap to test and to reuse.
+
+Binary (CTR, ranker): AUC, log loss, expected calibration error. Multiclass (intents): accuracy, macro F1.
+Ranking (recs): NDCG@k, HR@k, Recall@k over per-user scored candidate lists.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+EPS = 1e-7
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return 0.5 * (1.0 + np.tanh(0.5 * x))  # tanh form never overflows
+
+
+def auc(labels: Sequence[float], scores: Sequence[float]) -> float:
+    """Area under the ROC curve (Mann-Whitney U with tied scores counted half). NaN when one class is absent."""
+    y = np.asarray(labels, dtype=np.float64) > 0.5
+    s = np.asarray(scores, dtype=np.float64)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(s, kind="mergesort")
+    ranks = np.empty(len(s), dtype=np.float64)
+    sorted_s = s[order]
+    # average ranks over ties
+    i = 0
+    while i < len(s):
+        j = i
+        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
+            j += 1
+        ranks[order[i : j + 1]] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+def log_loss(labels: Sequence[float], probs: Sequence[float]) -> float:
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.clip(np.asarray(probs, dtype=np.float64), EPS, 1 - EPS)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))) if len(y) else float("nan")
+
+
+def expected_calibration_error(labels: Sequence[float], probs: Sequence[float], bins: int = 10) -> float:
+    """ECE over equal-mass bins (sorted by predicted probability). Equal-width bins would put almost every
+    CTR prediction (a few percent) into the first bin and hide miscalibration there."""
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.asarray(probs, dtype=np.float64)
+    if len(y) == 0:
+        return float("nan")
+    order = np.argsort(p, kind="mergesort")
+    total = 0.0
+    for chunk in np.array_split(order, min(bins, len(order))):
+        total += len(chunk) * abs(p[chunk].mean() - y[chunk].mean())
+    return float(total / len(y))
+
+
+@dataclass(frozen=True)
+class PlattCalibration:
+    """p = sigmoid(a * logit + b), fitted by Newton's method on held-out logits (the serving formula in meta.json)."""
+
+    a: float = 1.0
+    b: float = 0.0
+
+    def apply(self, logits: Sequence[float]) -> np.ndarray:
+        return sigmoid(self.a * np.asarray(logits, dtype=np.float64) + self.b)
+
+    def as_dict(self) -> dict[str, float]:
+        return {"a": self.a, "b": self.b}
+
+
+def fit_platt(logits: Sequence[float], labels: Sequence[float], iterations: int = 100,
+              l2: float = 1e-4) -> PlattCalibration:
+    """Fits a, b minimising log loss (tiny L2 keeps it finite when the data is separable)."""
+    x = np.asarray(logits, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.float64)
+    if len(x) == 0 or y.min() == y.max():
+        return PlattCalibration()
+    # Platt's smoothed targets avoid infinite slopes on separable data
+    n_pos, n_neg = y.sum(), len(y) - y.sum()
+    t = np.where(y > 0.5, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
+    w = np.array([1.0, 0.0])
+    features = np.stack([x, np.ones_like(x)], axis=1)
+    for _ in range(iterations):
+        p = sigmoid(features @ w)
+        grad = features.T @ (p - t) / len(x) + l2 * w
+        hess = (features.T * (p * (1 - p))) @ features / len(x) + l2 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-9:
+            break
+    return PlattCalibration(float(w[0]), float(w[1]))
+
+
+def binary_metrics(labels: Sequence[float], logits: Sequence[float], calibration: PlattCalibration) -> dict[str, float]:
+    """AUC, log loss and ECE of calibrated probabilities. ECE/log loss are also reported cross-fitted (calibration
+    fitted on one half of the eval set, measured on the other) so calibration is not judged on its own fit data."""
+    y = np.asarray(labels, dtype=np.float64)
+    z = np.asarray(logits, dtype=np.float64)
+    probs = calibration.apply(z)
+    out = {
+        "auc": auc(y, z),
+        "log_loss": log_loss(y, probs),
+        "ece": expected_calibration_error(y, probs),
+        "log_loss_uncalibrated": log_loss(y, sigmoid(z)),
+        "base_rate": float(y.mean()) if len(y) else float("nan"),
+        "mean_prob": float(probs.mean()) if len(y) else float("nan"),
+        "eval_examples": int(len(y)),
+    }
+    if len(y) >= 20:
+        idx = np.arange(len(y))
+        halves = (idx % 2 == 0, idx % 2 == 1)
+        crossed = np.empty(len(y))
+        for fit_on, apply_to in (halves, halves[::-1]):
+            crossed[apply_to] = fit_platt(z[fit_on], y[fit_on]).apply(z[apply_to])
+        out["ece_crossfit"] = expected_calibration_error(y, crossed)
+        out["log_loss_crossfit"] = log_loss(y, crossed)
+    return out
+
+
+def multiclass_metrics(labels: Sequence[int], predictions: Sequence[int]) -> dict[str, float]:
+    """Accuracy and macro F1 over the classes present in labels or predictions."""
+    y = np.asarray(labels, dtype=np.int64)
+    p = np.asarray(predictions, dtype=np.int64)
+    if len(y) == 0:
+        return {"accuracy": float("nan"), "macro_f1": float("nan"), "eval_examples": 0}
+    f1s = []
+    for c in np.union1d(y, p):
+        tp = float(np.sum((p == c) & (y == c)))
+        fp = float(np.sum((p == c) & (y != c)))
+        fn = float(np.sum((p != c) & (y == c)))
+        f1s.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    return {"accuracy": float(np.mean(y == p)), "macro_f1": float(np.mean(f1s)), "eval_examples": int(len(y))}
+
+
+def ranking_metrics(per_user: Sequence[tuple[Sequence[float], Sequence[int]]], k: int = 10) -> dict[str, float]:
+    """Mean NDCG@k, HR@k (any relevant item in the top k) and Recall@k over users.
+
+    ``per_user`` holds, for each user, the model scores of that user's candidates and a 0/1 relevance per
+    candidate. Ties are broken pessimistically (relevant items after irrelevant ones with the same score), so
+    a constant model gets no credit. Users without a relevant candidate are skipped."""
+    ndcgs, hits, recalls = [], [], []
+    for scores, relevance in per_user:
+        s = np.asarray(scores, dtype=np.float64)
+        r = np.asarray(relevance, dtype=np.int64)
+        n_rel = int(r.sum())
+        if n_rel == 0:
+            continue
+        order = np.lexsort((r, -s))  # primary: score desc; ties: irrelevant (0) first
+        top = r[order[:k]]
+        discounts = 1.0 / np.log2(np.arange(2, len(top) + 2))
+        ideal = discounts[: min(n_rel, k)].sum()
+        ndcgs.append(float((top * discounts).sum() / ideal))
+        hits.append(float(top.sum() > 0))
+        recalls.append(float(top.sum() / n_rel))
+    if not ndcgs:
+        return {f"ndcg@{k}": float("nan"), f"hr@{k}": float("nan"), f"recall@{k}": float("nan"), "users": 0}
+    return {f"ndcg@{k}": float(np.mean(ndcgs)), f"hr@{k}": float(np.mean(hits)),
+            f"recall@{k}": float(np.mean(recalls)), "users": len(ndcgs)}
