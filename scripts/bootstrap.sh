@@ -26,7 +26,7 @@ else
     say "python dependencies up to date"
 fi
 
-triton=.venv/triton
+triton=${ECOMAI_TRITON_DIR:-.venv/triton}   # = settings.triton_dir
 server="$triton/pytriton/tritonserver"
 if [ ! -x "$server/bin/tritonserver" ] || [ ! -x "$server/backends/python/triton_python_backend_stub" ]; then
     say "installing tritonserver from nvidia-pytriton==$TRITON_WHEEL_VERSION"
@@ -38,7 +38,9 @@ if [ ! -x "$server/bin/tritonserver" ] || [ ! -x "$server/backends/python/triton
     chmod +x "$server/bin/"* "$server/python_backend_stubs/"*/triton_python_backend_stub
     # The stub must sit inside the backend folder, or its library path breaks and models hang at "loading".
     pyver=$(.venv/bin/python -c 'import sys; print(f"{sys.version_info[0]}.{sys.version_info[1]}")')
-    cp "$server/python_backend_stubs/$pyver/triton_python_backend_stub" "$server/backends/python/"
+    stub="$server/python_backend_stubs/$pyver/triton_python_backend_stub"
+    [ -f "$stub" ] || { say "nvidia-pytriton==$TRITON_WHEEL_VERSION has no Python $pyver stub"; exit 1; }
+    cp "$stub" "$server/backends/python/"
 else
     say "tritonserver present"
 fi
