@@ -140,14 +140,16 @@ class SessionSimulator:
         rng = self.rng
         order_id = f"ORD-{next(self.order_seq):06d}"
         items: dict[str, dict] = {}
-        for product, p in self.basket:
-            quantity = 2 if rng.random() < 0.1 else 1
-            self.emit("purchase", user_id, at, session_id, product_id=product["product_id"], quantity=quantity,
-                      price_micros=product["price_micros"],
-                      properties=f'{{"true_p_purchase": {p:.5f}, "order_id": "{order_id}"}}')
+        chance: dict[str, float] = {}
+        for product, p in self.basket:  # the same product bought twice in a session is one line, quantity 2+
             item = items.setdefault(product["product_id"], {"order_id": order_id, "product_id": product["product_id"],
                                                            "quantity": 0, "price_micros": product["price_micros"]})
-            item["quantity"] += quantity
+            item["quantity"] += 2 if rng.random() < 0.1 else 1
+            chance[product["product_id"]] = p
+        for item in items.values():
+            self.emit("purchase", user_id, at, session_id, product_id=item["product_id"], quantity=item["quantity"],
+                      price_micros=item["price_micros"],
+                      properties=f'{{"true_p_purchase": {chance[item["product_id"]]:.5f}, "order_id": "{order_id}"}}')
         age_days = (self.end - at).total_seconds() / 86400
         if age_days < 1:
             status = "placed"
