@@ -9,18 +9,27 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3.11}
 TRITON_WHEEL_VERSION=0.7.0   # carries tritonserver 2.51 with the Python backend
 say() { printf '[bootstrap] %s\n' "$*"; }
+# pip, quiet: its stderr (this machine's pip config warns about every package) is shown only when it fails.
+pip_q() {
+    local err rc=0
+    err=$(mktemp)
+    .venv/bin/pip -q "$@" 2>"$err" || rc=$?
+    [ "$rc" -eq 0 ] || cat "$err" >&2
+    rm -f "$err"
+    return "$rc"
+}
 
 if [ ! -x .venv/bin/python ]; then
     say "creating .venv with $PYTHON"
     "$PYTHON" -m venv .venv
-    .venv/bin/pip install -q --upgrade pip
+    pip_q install --upgrade pip
 fi
 
 stamp=.venv/.ecomai-deps
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     say "installing the project and its dependencies (torch CPU build; about a minute the first time)"
-    .venv/bin/pip install -q torch==2.13.0
-    .venv/bin/pip install -q -e '.[dev]'
+    pip_q install torch==2.13.0
+    pip_q install -e '.[dev]'
     touch "$stamp"
 else
     say "python dependencies up to date"
@@ -31,7 +40,7 @@ server="$triton/pytriton/tritonserver"
 if [ ! -x "$server/bin/tritonserver" ] || [ ! -x "$server/backends/python/triton_python_backend_stub" ]; then
     say "installing tritonserver from nvidia-pytriton==$TRITON_WHEEL_VERSION"
     tmp=$(mktemp -d)
-    .venv/bin/pip download -q --no-deps "nvidia-pytriton==$TRITON_WHEEL_VERSION" -d "$tmp"
+    pip_q download --no-deps "nvidia-pytriton==$TRITON_WHEEL_VERSION" -d "$tmp"
     rm -rf "$triton" && mkdir -p "$triton"
     .venv/bin/python -m zipfile -e "$tmp"/nvidia_pytriton-*.whl "$triton"
     rm -rf "$tmp"

@@ -27,7 +27,8 @@ class TritonPythonModel:
         threads = int(config.get("parameters", {}).get("TORCH_THREADS", {}).get("string_value", "1"))
         torch.set_num_threads(max(1, threads))
         self.outputs = {o["name"] for o in config.get("output", [])}
-        self.device = "cuda" if args.get("model_instance_kind") == "GPU" and torch.cuda.is_available() else "cpu"
+        on_gpu = args.get("model_instance_kind") == "GPU" and torch.cuda.is_available()
+        self.device = f"cuda:{args.get('model_instance_device_id', '0')}" if on_gpu else "cpu"
         hf = os.path.join(version_dir, "hf")
         self.tokenizer = AutoTokenizer.from_pretrained(hf)
         self.model = AutoModelForSequenceClassification.from_pretrained(hf).to(self.device).eval()
@@ -39,12 +40,8 @@ class TritonPythonModel:
 
     def execute(self, requests):
         pb = self.pb
-        texts, sizes = [], []
-        for request in requests:
-            raw = pb.get_input_tensor_by_name(request, "TEXT").as_numpy().reshape(-1)
-            texts.extend(t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t) for t in raw)
-            sizes.append(len(raw))
         try:
+            texts, sizes = _texts_of(pb, requests)
             logits, probs = self._predict(texts)
         except Exception as exc:  # one error response per request, never an exception out of execute
             return [pb.InferenceResponse(error=pb.TritonError(f"classifier failed: {exc}")) for _ in requests]
@@ -74,3 +71,16 @@ class TritonPythonModel:
 
     def finalize(self):
         self.model = None
+
+
+def _texts_of(pb, requests):
+    """All requests' TEXT rows as one list (dynamic batching hands several requests at once) and each one's size."""
+    texts, sizes = [], []
+    for request in requests:
+        tensor = pb.get_input_tensor_by_name(request, "TEXT")
+        if tensor is None:
+            raise ValueError("input TEXT is missing")
+        raw = tensor.as_numpy().reshape(-1)
+        texts.extend(t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t) for t in raw)
+        sizes.append(len(raw))
+    return texts, sizes
