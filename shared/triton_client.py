@@ -17,6 +17,8 @@ from tritonclient.utils import InferenceServerException
 from shared.errors import ModelUnavailable
 
 ENCODER = "text_encoder"
+EMBEDDING_DIM = 384
+MAX_BATCH = 64  # max_batch_size in triton_models/*/config.pbtxt
 
 
 @dataclass(frozen=True)
@@ -78,25 +80,36 @@ class TritonClient:
             raise ModelUnavailable(model, f"answer without output {name}")
         return array
 
+    def _chunks(self, texts: list[str]) -> list[list[str]]:
+        """Requests of at most MAX_BATCH texts: the models' max_batch_size; Triton rejects bigger ones."""
+        return [texts[i:i + MAX_BATCH] for i in range(0, len(texts), MAX_BATCH)]
+
     def embed(self, texts: list[str]) -> np.ndarray:
+        """[n, 384] float32, L2-normalised."""
         if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
-        result = self._infer(ENCODER, texts, ["EMBEDDING"])
-        return self._output(ENCODER, result, "EMBEDDING")
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        parts = [self._output(ENCODER, self._infer(ENCODER, chunk, ["EMBEDDING"]), "EMBEDDING")
+                 for chunk in self._chunks(texts)]
+        return np.concatenate(parts)
 
     def classify(self, model: str, texts: list[str], with_labels: bool | None = None) -> ClassifyResult:
         """Scores texts with a sequence classifier; asks for LABEL when the model is the intent classifier or
-        ``with_labels`` says so."""
+        ``with_labels`` says so. ``model_version`` is the version that answered (the last one, if a long list
+        was split across a version switch)."""
         want_labels = with_labels if with_labels is not None else model == "intent_classifier"
         outputs = ["LOGITS", "PROBS"] + (["LABEL"] if want_labels else [])
-        result = self._infer(model, texts, outputs)
-        labels = None
-        if want_labels:
-            labels = [x.decode() if isinstance(x, bytes) else str(x)
-                      for x in self._output(model, result, "LABEL").reshape(-1)]
-        version = int(result.get_response().model_version or 0)
-        return ClassifyResult(self._output(model, result, "LOGITS"), self._output(model, result, "PROBS"), labels,
-                              version)
+        logits, probs, labels, version = [], [], [] if want_labels else None, 0
+        for chunk in self._chunks(texts):
+            result = self._infer(model, chunk, outputs)
+            logits.append(self._output(model, result, "LOGITS"))
+            probs.append(self._output(model, result, "PROBS"))
+            if labels is not None:
+                labels.extend(x.decode() if isinstance(x, bytes) else str(x)
+                              for x in self._output(model, result, "LABEL").reshape(-1))
+            version = int(result.get_response().model_version or 0)
+        if not texts:
+            return ClassifyResult(np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), labels, version)
+        return ClassifyResult(np.concatenate(logits), np.concatenate(probs), labels, version)
 
     # -- server and model control ----------------------------------------------------------------
     def is_ready(self) -> bool:

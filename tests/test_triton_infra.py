@@ -75,6 +75,8 @@ def test_embeddings_equal_local_mean_pooling(triton):
     np.testing.assert_allclose(served, local_mean_pooled(TEXTS), atol=1e-4)
     np.testing.assert_allclose(np.linalg.norm(served, axis=1), 1.0, atol=1e-5)
     assert client.embed([]).shape == (0, 384)
+    many = [f"product number {i}" for i in range(150)]  # more than max_batch_size: split into requests
+    np.testing.assert_allclose(client.embed(many)[[0, 149]], client.embed([many[0], many[149]]), atol=1e-5)
     latencies = []
     for _ in range(20):
         begin = time.perf_counter()
@@ -98,6 +100,7 @@ def test_intent_classifier_softmax_and_label(triton):
     assert result.probs.shape == (len(TEXTS), len(INTENTS))
     np.testing.assert_allclose(result.probs.sum(axis=1), 1.0, atol=1e-5)
     assert result.labels == [INTENTS[i] for i in result.probs.argmax(axis=1)]
+    assert len(client.classify("intent_classifier", TEXTS * 20).labels) == len(TEXTS) * 20
 
 
 def test_concurrent_callers_share_one_client(triton):
