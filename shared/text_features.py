@@ -27,6 +27,7 @@ class AdView(Protocol):
     title: str
     category: str
     keywords: Sequence[str]
+    target_segments: Sequence[str]  # optional: read with getattr, empty = untargeted
 
 
 class ProductView(Protocol):
@@ -47,6 +48,7 @@ class Ad:
     title: str
     category: str = ""
     keywords: tuple[str, ...] = field(default_factory=tuple)
+    target_segments: tuple[str, ...] = field(default_factory=tuple)
 
 
 @dataclass(frozen=True)
@@ -79,12 +81,14 @@ def ctr_text(user: UserView, ad: AdView, placement: str, position: int, recent_c
     categories known at the time of the impression (point-in-time), most recent first."""
     recent = [_clean(c) for c in recent_categories if c][:MAX_RECENT_CATEGORIES]
     keywords = [_clean(k) for k in (ad.keywords or [])][:MAX_KEYWORDS]
+    targets = [_clean(t) for t in (getattr(ad, "target_segments", None) or [])]
     return (
         f"user segment {_clean(user.segment) or 'unknown'} country {_clean(user.country) or 'unknown'}"
         f" | recent {', '.join(recent) if recent else 'none'}"
         f" | slot {_clean(placement) or 'unknown'} position {int(position)}"
         f" | ad {_clean(ad.title)} category {_clean(ad.category) or 'none'}"
         f" keywords {', '.join(keywords) if keywords else 'none'}"
+        f" targets {', '.join(targets) if targets else 'everyone'}"
     )
 
 

@@ -86,11 +86,19 @@ def test_config_for_profile():
 
 
 def test_text_features_are_stable_and_bounded():
-    user, ad = User("bargain_hunter", "US"), Ad("Trail shoes -20%", "shoes", ("running", "trail"))
+    user, ad = User("bargain_hunter", "US"), Ad("Trail shoes -20%", "shoes", ("running", "trail"), ("active",))
     text = ctr_text(user, ad, "home_top", 2, ["shoes", "outdoor"] * 5)
     assert text == ("user segment bargain_hunter country US | recent shoes, outdoor, shoes, outdoor, shoes"
-                    " | slot home_top position 2 | ad Trail shoes -20% category shoes keywords running, trail")
+                    " | slot home_top position 2 | ad Trail shoes -20% category shoes keywords running, trail"
+                    " targets active")
     product = Product("Trail Runner  X", "shoes", "Acme", 59_990_000, description="light\nand fast")
     assert ranker_text([], product) == "history none | candidate Trail Runner X category shoes brand Acme mid price"
     assert product_text(product).endswith("mid price. light and fast")
     assert price_bucket(0) == "unknown price" and price_bucket(500_000_000) == "premium price"
+
+
+def test_platt_on_constant_logits_predicts_the_base_rate():
+    y = np.array([1] * 44 + [0] * 56)
+    cal = fit_platt(np.full(100, -3.0) + np.linspace(0, 1e-8, 100), y)
+    assert cal.apply([-3.0])[0] == pytest.approx(0.44, abs=0.01)
+    assert abs(cal.a) < 1e3

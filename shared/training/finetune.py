@@ -36,15 +36,24 @@ class Profile:
     eval_every: int
     max_train_examples: int
     max_eval_examples: int
+    ranking_eval_users: int  # recs: held-out users whose next item is ranked among ~100 candidates
 
 
 PROFILES: dict[str, Profile] = {
     "tiny": Profile(max_steps=24, batch_size=16, max_length=32, mode="top", eval_every=8,
-                    max_train_examples=2_000, max_eval_examples=400),
+                    max_train_examples=2_000, max_eval_examples=400, ranking_eval_users=8),
     "small": Profile(max_steps=120, batch_size=32, max_length=48, mode="full", eval_every=30,
-                     max_train_examples=20_000, max_eval_examples=2_000),
+                     max_train_examples=20_000, max_eval_examples=2_000, ranking_eval_users=30),
     "full": Profile(max_steps=3_000, batch_size=32, max_length=64, mode="full", eval_every=200,
-                    max_train_examples=1_000_000, max_eval_examples=20_000),
+                    max_train_examples=1_000_000, max_eval_examples=20_000, ranking_eval_users=1_000),
+}
+
+# Per-model changes to a profile. Intents are short texts with many classes: the top two layers at a high learning
+# rate learn them in the few steps of "tiny"; with more steps full fine-tuning is better.
+MODEL_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
+    ("tiny", "intent_classifier"): {"mode": "top", "top_layers": 2, "lr": 1e-3},
+    ("small", "intent_classifier"): {"lr": 1e-4},
+    ("full", "intent_classifier"): {"lr": 5e-5},
 }
 
 
@@ -93,6 +102,11 @@ class FineTuneConfig:
         base = dict(backbone=backbone, mode=p.mode, max_steps=p.max_steps, batch_size=p.batch_size,
                     max_length=p.max_length, eval_every=p.eval_every, lr=lr)
         return cls(**{**base, **overrides})
+
+    @classmethod
+    def for_model(cls, profile: str, model_name: str, backbone: str, **overrides: Any) -> FineTuneConfig:
+        """The profile's config with the model's entry of MODEL_OVERRIDES (then ``overrides``) applied."""
+        return cls.for_profile(profile, backbone, **{**MODEL_OVERRIDES.get((profile, model_name), {}), **overrides})
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -73,27 +73,43 @@ class PlattCalibration:
         return {"a": self.a, "b": self.b}
 
 
-def fit_platt(logits: Sequence[float], labels: Sequence[float], iterations: int = 100,
-              l2: float = 1e-4) -> PlattCalibration:
-    """Fits a, b minimising log loss (tiny L2 keeps it finite when the data is separable)."""
+def fit_platt(logits: Sequence[float], labels: Sequence[float], iterations: int = 50,
+              l2: float = 1e-3) -> PlattCalibration:
+    """Fits a, b minimising log loss: Newton's method with a backtracking line search on standardised logits
+    (so nearly constant logits can't produce a huge slope), a small L2 on the slope, Platt's smoothed targets."""
     x = np.asarray(logits, dtype=np.float64)
     y = np.asarray(labels, dtype=np.float64)
     if len(x) == 0 or y.min() == y.max():
         return PlattCalibration()
-    # Platt's smoothed targets avoid infinite slopes on separable data
-    n_pos, n_neg = y.sum(), len(y) - y.sum()
+    n_pos = y.sum()
+    n_neg = len(y) - n_pos
     t = np.where(y > 0.5, (n_pos + 1) / (n_pos + 2), 1 / (n_neg + 2))
-    w = np.array([1.0, 0.0])
-    features = np.stack([x, np.ones_like(x)], axis=1)
+    mean, std = float(x.mean()), float(x.std())
+    if std < 1e-6:  # no signal in the logits: predict the base rate
+        rate = float(t.mean())
+        return PlattCalibration(0.0, float(np.log(rate / (1 - rate))))
+    features = np.stack([(x - mean) / std, np.ones_like(x)], axis=1)
+    penalty = np.array([l2, 0.0])
+
+    def loss(w: np.ndarray) -> float:
+        z = features @ w
+        return float(np.mean(np.logaddexp(0, z) - t * z) + 0.5 * (penalty * w * w).sum())
+
+    w = np.array([1.0, float(np.log(t.mean() / (1 - t.mean())))])
+    current = loss(w)
     for _ in range(iterations):
         p = sigmoid(features @ w)
-        grad = features.T @ (p - t) / len(x) + l2 * w
-        hess = (features.T * (p * (1 - p))) @ features / len(x) + l2 * np.eye(2)
+        grad = features.T @ (p - t) / len(x) + penalty * w
+        hess = (features.T * (p * (1 - p))) @ features / len(x) + np.diag(penalty + 1e-9)
         step = np.linalg.solve(hess, grad)
-        w -= step
-        if np.abs(step).max() < 1e-9:
+        scale = 1.0
+        while scale > 1e-4 and loss(w - scale * step) > current:
+            scale /= 2
+        w, previous = w - scale * step, current
+        current = loss(w)
+        if previous - current < 1e-12:
             break
-    return PlattCalibration(float(w[0]), float(w[1]))
+    return PlattCalibration(float(w[0] / std), float(w[1] - w[0] * mean / std))
 
 
 def binary_metrics(labels: Sequence[float], logits: Sequence[float], calibration: PlattCalibration) -> dict[str, float]:
