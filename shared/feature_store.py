@@ -61,7 +61,8 @@ class FeatureStore:
                                 getattr(event, f) not in known[f]), None)
                 if unknown:
                     label = _FOREIGN_IDS[unknown][1]
-                    result.rejected.append(RejectedEvent(index, unknown, f"unknown {label} {getattr(event, unknown)!r}"))
+                    message = f"unknown {label} {getattr(event, unknown)!r}"
+                    result.rejected.append(RejectedEvent(index, unknown, message))
                     continue
                 row = {c: getattr(event, c) for c in EVENT_COLUMNS}
                 row["occurred_at"] = (event.occurred_at or now).isoformat()
@@ -69,7 +70,8 @@ class FeatureStore:
             if rows:
                 inserted = conn.execute(text(f"""
                     insert into events ({', '.join(EVENT_COLUMNS)})
-                    select {', '.join(EVENT_COLUMNS)} from jsonb_to_recordset(cast(:rows as jsonb)) as r({_EVENT_RECORDSET})
+                    select {', '.join(EVENT_COLUMNS)}
+                    from jsonb_to_recordset(cast(:rows as jsonb)) as r({_EVENT_RECORDSET})
                     on conflict (event_id) do nothing returning event_id
                 """), {"rows": json.dumps(rows)}).fetchall()
                 result.accepted = len(inserted)
@@ -93,7 +95,8 @@ class FeatureStore:
             known[field_name].add(id_)
         return known
 
-    def user_recent_events(self, user_id: str, types: Sequence[str] | None = None, limit: int = 50) -> list[EventRecord]:
+    def user_recent_events(self, user_id: str, types: Sequence[str] | None = None, limit: int = 50
+                           ) -> list[EventRecord]:
         """The user's latest events, newest first, optionally of some types only."""
         return self.user_history([user_id], types, limit).get(user_id, [])
 
@@ -106,7 +109,8 @@ class FeatureStore:
         rows = self._rows(f"""
             select {', '.join(EVENT_COLUMNS)} from (
                 select e.*, row_number() over (partition by user_id order by occurred_at desc, id desc) as rank
-                from events e where user_id = any(:ids) and (cast(:types as text[]) is null or type = any(cast(:types as text[])))
+                from events e
+                where user_id = any(:ids) and (cast(:types as text[]) is null or type = any(cast(:types as text[])))
             ) ranked where rank <= :n order by user_id, rank
         """, {"ids": ids, "types": list(types) if types else None, "n": limit_per_user})
         history: dict[str, list[EventRecord]] = {}
@@ -141,7 +145,8 @@ class FeatureStore:
             return {}
         rows = self._rows("""
             select entity_id, name, value from features
-            where entity_type = :t and entity_id = any(:ids) and (cast(:names as text[]) is null or name = any(cast(:names as text[])))
+            where entity_type = :t and entity_id = any(:ids)
+              and (cast(:names as text[]) is null or name = any(cast(:names as text[])))
         """, {"t": entity_type, "ids": wanted, "names": list(names) if names else None})
         out: dict[str, dict[str, Any]] = {}
         for row in rows:

