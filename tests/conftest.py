@@ -13,8 +13,10 @@ from sqlalchemy import Engine
 
 from shared.db.engine import make_engine
 from shared.settings import PROJECT_ROOT, Settings
-from tests.fixtures_data import *  # noqa: F401,F403 - pg_admin_url, migrated_template, new_database, data_engine
 from tests.fixtures_data import database_url_for
+
+# embedded Postgres fixtures (pg_admin_url, migrated_template, new_database, data_engine), one server per session
+pytest_plugins = ["tests.fixtures_data"]
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
