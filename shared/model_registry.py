@@ -186,17 +186,14 @@ def _warm_up_and_verify(client, model_name: str, version: int) -> None:
 
 def deploy(client, engine: Engine, model_name: str, version: int, instance_kind: str = "KIND_CPU",
            repo: Path | None = None) -> PublishedVersion:
-    """Loads ``model_name`` into Triton (its newest folder, which must be ``version``), warms it up with one
-    request, checks that ``version`` serves, then marks it ``serving`` and the previous serving row ``retired``.
+    """Loads ``model_name`` into Triton (its newest folder, which must be ``version``; ``repo`` defaults to where
+    the registry says it was published, else settings), warms it up with one request, checks that ``version`` serves, then marks it ``serving`` and the previous serving row ``retired``.
 
     If the load fails, the version is marked ``failed``, its folder is renamed to ``.failed-<N>`` (so no later
     load or restart picks it up) and the previous version keeps serving; ModelUnavailable is raised."""
     from shared.triton_client import config_for_instance_kind
 
-    if repo is None:
-        from shared.settings import Settings
-
-        repo = Settings().model_repository
+    repo = repo or _repo_of(engine, model_name, version)
     model_dir = Path(repo).resolve() / model_name
     newest = latest_version(model_dir.parent, model_name)
     if newest != version:
@@ -217,6 +214,18 @@ def deploy(client, engine: Engine, model_name: str, version: int, instance_kind:
     _mark_serving(engine, model_name, registry_id)
     log.info("%s v%d serving (%s)", model_name, version, instance_kind)
     return PublishedVersion(model_name, version, path, registry_id)
+
+
+def _repo_of(engine: Engine, model_name: str, version: int) -> Path:
+    """The repository a registered version was published into (its row's path), else the configured one."""
+    with engine.connect() as conn:
+        path = conn.execute(select(ModelVersion.path).where(ModelVersion.model_name == model_name,
+                                                            ModelVersion.version == version)).scalar()
+    if path and Path(path).name == str(version):
+        return Path(path).parent.parent
+    from shared.settings import Settings
+
+    return Settings().model_repository
 
 
 def _unique_aside(model_dir: Path, kind: str, version: int) -> Path:

@@ -20,8 +20,9 @@ T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
 
 def _event(n: int, type_: str, minutes: float, **fields) -> dict:
-    return {"event_id": f"e{n}", "type": type_, "user_id": "u1", "occurred_at": T0 + timedelta(minutes=minutes),
-            **fields}
+    row = {"event_id": f"e{n}", "type": type_, "user_id": "u1", "occurred_at": T0 + timedelta(minutes=minutes),
+           "product_id": None, "ad_id": None, "impression_id": None, "placement_id": None, "properties": {}}
+    return {**row, **fields}
 
 
 def test_ctr_examples_see_only_the_past(data_engine):

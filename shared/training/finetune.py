@@ -40,8 +40,8 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "tiny": Profile(max_steps=24, batch_size=16, max_length=32, mode="top", eval_every=8,
-                    max_train_examples=2_000, max_eval_examples=400, ranking_eval_users=8),
+    "tiny": Profile(max_steps=24, batch_size=16, max_length=32, mode="top", eval_every=12,
+                    max_train_examples=2_000, max_eval_examples=200, ranking_eval_users=6),
     "small": Profile(max_steps=120, batch_size=32, max_length=48, mode="full", eval_every=30,
                      max_train_examples=20_000, max_eval_examples=2_000, ranking_eval_users=30),
     "full": Profile(max_steps=3_000, batch_size=32, max_length=64, mode="full", eval_every=200,
