@@ -64,6 +64,12 @@ def _train(args, settings: Settings) -> int:
     return train_models(settings, args.model, args.profile)
 
 
+def _prepare(args, settings: Settings) -> int:
+    from services.platform import prepare_external
+
+    return prepare_external(settings, demo=args.demo)
+
+
 def _client(args, settings: Settings) -> int:
     from services.demo_client import run_demo_client
 
@@ -93,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", choices=["text_encoder", "ctr_model", "recs_ranker", "intent_classifier"])
     train.add_argument("--profile", choices=["tiny", "small", "full"])
     train.set_defaults(fn=_train)
+    prepare = sub.add_parser("prepare", help="train missing models and load them into a running Triton "
+                             "(ECOMAI_TRITON_HOST), refresh embeddings and features")
+    prepare.add_argument("--demo", action="store_true", help="seed the demo shop if the database is empty")
+    prepare.set_defaults(fn=_prepare)
     client = sub.add_parser("client", help="call every RPC of every running service and print the answers")
     client.add_argument("--user", help="user id to ask as (default: a user with orders)")
     client.add_argument("--host", help="host of the services (default: settings host)")

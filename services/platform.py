@@ -7,16 +7,18 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shared.settings import MODEL_NAMES, Settings
+from shared.settings import MODEL_NAMES, PROJECT_ROOT, Settings
 
 STARTED = time.perf_counter()
 SERVICE_NAMES = ("recs", "ads", "chat")  # recs first: chat calls it
@@ -77,13 +79,42 @@ def prepare_models(settings: Settings, url: str, triton_client) -> None:
         for name in MODEL_NAMES:
             version = latest_version(settings.model_repository, name)
             progress(f"loading {name} v{version} into Triton")
-            deploy(triton_client, engine, name, version, settings.triton_instance_kind)
+            deploy(triton_client, engine, name, version, settings.triton_instance_kind, repo=settings.model_repository)
         for entity in ("product", "faq"):
             count = refresh_embeddings(engine, triton_client, entity)
             progress(f"{count} {entity} embeddings refreshed")
         progress(f"features materialized: {materialize_features(engine)}")
     finally:
         engine.dispose()
+
+
+def ensure_repository_configs(repo: Path) -> None:
+    """Copies the committed config.pbtxt of each model into ``repo`` where it has none (a fresh volume)."""
+    for name in MODEL_NAMES:
+        target = repo / name / "config.pbtxt"
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(PROJECT_ROOT / "triton_models" / name / "config.pbtxt", target)
+
+
+def prepare_external(settings: Settings, demo: bool) -> int:
+    """`ecomai prepare`: for a Triton that runs elsewhere (docker compose, production): train what is missing,
+    load every model, refresh embeddings and features. With ``demo``, seeds the demo shop into an empty database."""
+    from shared.triton_client import TritonClient
+
+    with database(settings, keep_running=False) as url:
+        if demo:
+            seed_demo_shop(url, settings.demo_size, settings.demo_seed)
+        ensure_repository_configs(Path(settings.model_repository))
+        client = TritonClient(settings.triton_grpc_url, max(settings.triton_timeout_s, 30))
+        deadline = time.monotonic() + 300
+        while not client.is_ready():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"Triton at {settings.triton_grpc_url} not ready after 300 s")
+            time.sleep(1)
+        prepare_models(settings, url, client)
+    progress("models ready")
+    return 0
 
 
 def child_env(settings: Settings, url: str) -> dict[str, str]:

@@ -2,37 +2,21 @@
 with tiny fine-tuned versions of every model, and the three gRPC services listening on real sockets."""
 from __future__ import annotations
 
-import shutil
-import socket
 from dataclasses import dataclass
-from pathlib import Path
 
 import grpc
 import pytest
 from sqlalchemy import Engine
 
 from shared.db.engine import make_engine
-from shared.settings import PROJECT_ROOT, Settings
+from shared.settings import Settings
 from tests.fixtures_data import database_url_for
+from tests.fixtures_infra import free_port, model_repository_with_configs
 
 # embedded Postgres fixtures (pg_admin_url, migrated_template, new_database, data_engine), one server per session
 pytest_plugins = ["tests.fixtures_data"]
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def fresh_model_repository(target: Path) -> Path:
-    """A model repository with the committed configs and no versions."""
-    for config in (PROJECT_ROOT / "triton_models").glob("*/config.pbtxt"):
-        (target / config.parent.name).mkdir(parents=True, exist_ok=True)
-        shutil.copy(config, target / config.parent.name / "config.pbtxt")
-    return target
 
 
 @dataclass
@@ -65,7 +49,7 @@ def platform(pg_admin_url, migrated_template, tmp_path_factory):
 
     home = tmp_path_factory.mktemp("home")
     settings = Settings(
-        home=home, database_url=url, model_repository=fresh_model_repository(home / "models"),
+        home=home, database_url=url, model_repository=model_repository_with_configs(home / "models"),
         triton_grpc_port=free_port(), triton_http_port=free_port(), triton_metrics_port=free_port(),
         ads_port=free_port(), recs_port=free_port(), chat_port=free_port(),
         broker_url=REDIS_URL, result_backend=REDIS_URL, train_profile="tiny", triton_timeout_s=30,

@@ -8,8 +8,8 @@ from protos.chat.v1 import chat_pb2, chat_pb2_grpc
 from protos.recs.v1 import recs_pb2, recs_pb2_grpc
 from services.composition import start_service
 from shared.triton_client import TritonClient
-from tests.conftest import free_port
 from tests.e2e_helpers import active_user, any_product
+from tests.fixtures_infra import free_port
 
 
 @pytest.fixture(scope="module")

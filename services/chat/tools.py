@@ -52,7 +52,8 @@ class OrderTools:
         query = """
             select o.order_id, o.status, o.created_at, o.total_micros, coalesce(o.currency, 'USD') as currency,
                    coalesce(o.tracking_number, '') as tracking_number,
-                   coalesce(array_agg(p.title order by p.title) filter (where p.title is not null), '{}') as items
+                   coalesce(array_agg(p.title order by p.title) filter (where p.title is not null),
+                            array[]::text[]) as items
             from orders o left join order_items i using (order_id) left join products p using (product_id)
             where o.user_id = :u {extra}
             group by o.order_id order by o.created_at desc limit 5
