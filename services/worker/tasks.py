@@ -82,6 +82,5 @@ def rollback_model(model_name: str) -> dict[str, Any]:
     from shared.model_registry import rollback
 
     settings, engine, client = runtime()
-    version = rollback(engine, settings.model_repository, client if client.is_ready() else None, model_name,
-                       settings.triton_instance_kind)
+    version = rollback(engine, settings.model_repository, client, model_name, settings.triton_instance_kind)
     return {"model": model_name, "serving_version": version}
