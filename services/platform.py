@@ -65,6 +65,7 @@ def seed_demo_shop(url: str, size: str, seed: int, force: bool = False) -> bool:
 
 def prepare_models(settings: Settings, url: str, triton_client) -> None:
     """Trains every model that has no version, loads all into Triton, refreshes embeddings and features."""
+    from shared.cleaning import clean_events
     from shared.db.engine import make_engine
     from shared.embeddings_job import refresh_embeddings
     from shared.feature_jobs import materialize_features
@@ -73,6 +74,8 @@ def prepare_models(settings: Settings, url: str, triton_client) -> None:
 
     engine = make_engine(url)
     try:
+        report = clean_events(engine)
+        progress(f"events cleaned: {report.rows_dropped} of {report.rows_in} quarantined")
         made = ensure_models(engine, settings, triton_client, progress)
         if made:
             progress("trained: " + ", ".join(f"{m.model_name} v{m.version}" for m in made))

@@ -82,13 +82,14 @@ def ctr_text(user: UserView, ad: AdView, placement: str, position: int, recent_c
     recent = [_clean(c) for c in recent_categories if c][:MAX_RECENT_CATEGORIES]
     keywords = [_clean(k) for k in (ad.keywords or [])][:MAX_KEYWORDS]
     targets = [_clean(t) for t in (getattr(ad, "target_segments", None) or [])]
+    # Most telling parts first: the models truncate at max_length tokens, and what is cut must be the least useful.
     return (
-        f"user segment {_clean(user.segment) or 'unknown'} country {_clean(user.country) or 'unknown'}"
-        f" | recent {', '.join(recent) if recent else 'none'}"
+        f"ad {_clean(ad.title)} category {_clean(ad.category) or 'none'}"
         f" | slot {_clean(placement) or 'unknown'} position {int(position)}"
-        f" | ad {_clean(ad.title)} category {_clean(ad.category) or 'none'}"
+        f" | user segment {_clean(user.segment) or 'unknown'} country {_clean(user.country) or 'unknown'}"
+        f" recent {', '.join(recent) if recent else 'none'}"
+        f" | targets {', '.join(targets) if targets else 'everyone'}"
         f" keywords {', '.join(keywords) if keywords else 'none'}"
-        f" targets {', '.join(targets) if targets else 'everyone'}"
     )
 
 
@@ -104,7 +105,8 @@ def _product_phrase(product: ProductView) -> str:
 def ranker_text(history_titles: Sequence[str], product: ProductView) -> str:
     """What the recs ranker reads: the user's recent items (most recent first) and one candidate product."""
     history = [_clean(t) for t in history_titles if t][:MAX_HISTORY_TITLES]
-    return f"history {'; '.join(history) if history else 'none'} | candidate {_product_phrase(product)}"
+    # The candidate comes first so that truncation at max_length cuts old history, never the candidate.
+    return f"candidate {_product_phrase(product)} | history {'; '.join(history) if history else 'none'}"
 
 
 def product_text(product: ProductView) -> str:

@@ -88,11 +88,11 @@ def test_config_for_profile():
 def test_text_features_are_stable_and_bounded():
     user, ad = User("bargain_hunter", "US"), Ad("Trail shoes -20%", "shoes", ("running", "trail"), ("active",))
     text = ctr_text(user, ad, "home_top", 2, ["shoes", "outdoor"] * 5)
-    assert text == ("user segment bargain_hunter country US | recent shoes, outdoor, shoes, outdoor, shoes"
-                    " | slot home_top position 2 | ad Trail shoes -20% category shoes keywords running, trail"
-                    " targets active")
+    assert text == ("ad Trail shoes -20% category shoes | slot home_top position 2"
+                    " | user segment bargain_hunter country US recent shoes, outdoor, shoes, outdoor, shoes"
+                    " | targets active keywords running, trail")
     product = Product("Trail Runner  X", "shoes", "Acme", 59_990_000, description="light\nand fast")
-    assert ranker_text([], product) == "history none | candidate Trail Runner X category shoes brand Acme mid price"
+    assert ranker_text([], product) == "candidate Trail Runner X category shoes brand Acme mid price | history none"
     assert product_text(product).endswith("mid price. light and fast")
     assert price_bucket(0) == "unknown price" and price_bucket(500_000_000) == "premium price"
 

@@ -37,13 +37,14 @@ class Profile:
     max_train_examples: int
     max_eval_examples: int
     ranking_eval_users: int  # recs: held-out users whose next item is ranked among ~100 candidates
+    top_layers: int = 1  # encoder layers trained in mode "top"
 
 
 PROFILES: dict[str, Profile] = {
-    "tiny": Profile(max_steps=24, batch_size=16, max_length=32, mode="top", eval_every=12,
+    "tiny": Profile(max_steps=24, batch_size=16, max_length=64, mode="top", eval_every=12,
                     max_train_examples=2_000, max_eval_examples=200, ranking_eval_users=6),
-    "small": Profile(max_steps=120, batch_size=32, max_length=48, mode="full", eval_every=30,
-                     max_train_examples=20_000, max_eval_examples=2_000, ranking_eval_users=30),
+    "small": Profile(max_steps=100, batch_size=32, max_length=64, mode="top", eval_every=25,
+                     max_train_examples=20_000, max_eval_examples=1_000, ranking_eval_users=30, top_layers=2),
     "full": Profile(max_steps=3_000, batch_size=32, max_length=64, mode="full", eval_every=200,
                     max_train_examples=1_000_000, max_eval_examples=20_000, ranking_eval_users=1_000),
 }
@@ -52,7 +53,7 @@ PROFILES: dict[str, Profile] = {
 # rate learn them in the few steps of "tiny"; with more steps full fine-tuning is better.
 MODEL_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
     ("tiny", "intent_classifier"): {"mode": "top", "top_layers": 2, "lr": 1e-3},
-    ("small", "intent_classifier"): {"lr": 1e-4},
+    ("small", "intent_classifier"): {"lr": 5e-4},
     ("full", "intent_classifier"): {"lr": 5e-5},
 }
 
@@ -100,7 +101,7 @@ class FineTuneConfig:
         p = PROFILES[profile]
         lr = {"full": 5e-5, "top": 3e-4, "lora": 5e-4}[overrides.get("mode", p.mode)]
         base = dict(backbone=backbone, mode=p.mode, max_steps=p.max_steps, batch_size=p.batch_size,
-                    max_length=p.max_length, eval_every=p.eval_every, lr=lr)
+                    max_length=p.max_length, eval_every=p.eval_every, lr=lr, top_layers=p.top_layers)
         return cls(**{**base, **overrides})
 
     @classmethod
