@@ -84,8 +84,8 @@ def prepare_models(settings: Settings, url: str, triton_client) -> None:
             progress(f"loading {name} v{version} into Triton")
             deploy(triton_client, engine, name, version, settings.triton_instance_kind, repo=settings.model_repository)
         for entity in ("product", "faq"):
-            count = refresh_embeddings(engine, triton_client, entity)
-            progress(f"{count} {entity} embeddings refreshed")
+            count = refresh_embeddings(engine, triton_client, entity, missing_only=True)
+            progress(f"{count} {entity} embeddings computed (missing ones only)")
         progress(f"features materialized: {materialize_features(engine)}")
     finally:
         engine.dispose()

@@ -46,8 +46,18 @@ def encoder_version(engine: Engine, client) -> int:
     return int(found or 0)
 
 
-def refresh_embeddings(engine: Engine, client, entity_type: str = "product", batch: int = 64) -> int:
+def _current(engine: Engine, entity_type: str, version: int) -> set[str]:
+    with engine.connect() as conn:
+        return set(conn.execute(text("select entity_id from embeddings where entity_type = :t and model_name = :m"
+                                     " and model_version = :v"), {"t": entity_type, "m": ENCODER, "v": version})
+                   .scalars())
+
+
+def refresh_embeddings(engine: Engine, client, entity_type: str = "product", batch: int = 64,
+                       missing_only: bool = False) -> int:
     """Embeds every product (product_text) or FAQ entry (question + answer); returns the number written.
+    ``missing_only`` skips entities that already have an embedding from the serving encoder version (a restart);
+    the scheduled refresh re-embeds everything, which also picks up edited texts.
     Raises ModelUnavailable when the text encoder can't answer (nothing half-done is left: each batch commits
     complete rows)."""
     if entity_type not in ENTITY_TYPES:
@@ -56,10 +66,12 @@ def refresh_embeddings(engine: Engine, client, entity_type: str = "product", bat
         raise ValueError(f"batch must be >= 1, got {batch}")
     items = _texts(engine, entity_type)
     version = encoder_version(engine, client)
+    current = _current(engine, entity_type, version) if missing_only else set()
     table = Embedding.__table__
     written = 0
-    for start in range(0, len(items), batch):
-        chunk = items[start:start + batch]
+    todo = [item for item in items if item[0] not in current]
+    for start in range(0, len(todo), batch):
+        chunk = todo[start:start + batch]
         vectors = client.embed([t for _, t in chunk])
         now = datetime.now(timezone.utc)
         rows = [{"entity_type": entity_type, "entity_id": eid, "model_name": ENCODER, "model_version": version,

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from services.chat.conversations import ConversationInfo, ConversationStore
-from services.chat.tools import FaqRetriever, Order, OrderTools
+from services.chat.tools import FaqRetriever, Order, OrderTools, named_order_ids
 from services.serving import ServingReport
 from shared.errors import ModelUnavailable, NotFound
 
@@ -15,6 +15,7 @@ INTENT_MODEL = "intent_classifier"
 HANDOFF_BELOW = 0.45  # intent confidence under which a human takes over
 FAQ_MIN_SCORE = 0.35  # cosine similarity an FAQ answer needs to be offered on its own
 ORDER_INTENTS = {"order_status", "return_request", "refund_status", "cancel_order"}
+ACTION_INTENTS = {"return_request", "cancel_order"}  # change an order: only when the customer names it
 PRODUCT_INTENTS = {"product_question", "recommend_products"}
 
 
@@ -58,6 +59,8 @@ class Assistant:
         elif intent == "human_agent" or (confidence < HANDOFF_BELOW and not report.degraded):
             reply = self._handoff(conv, intent, confidence, "asked for a person" if intent == "human_agent"
                                   else f"intent confidence {confidence:.2f} below {HANDOFF_BELOW}")
+        elif intent in ACTION_INTENTS and not named_order_ids(message):
+            reply = self._policy_then_ask(conv, user_id, message, intent, confidence, report)
         elif intent in ORDER_INTENTS:
             reply = self._order(conv, user_id, message, intent, confidence)
         elif intent in PRODUCT_INTENTS:
@@ -126,6 +129,20 @@ class Assistant:
         action = {"return_request": "RETURN_REQUESTED", "cancel_order": "CANCEL_ORDER"}.get(intent, "ORDER_STATUS")
         return Reply(conv, text, intent, confidence, sources=source,
                      actions=[(action, order.order_id, {"status": status})])
+
+    def _policy_then_ask(self, conv: ConversationInfo, user_id: str, message: str, intent: str, confidence: float,
+                         report: ServingReport) -> Reply:
+        """A return or cancellation without an order number: never act on a guess. Answer the policy question
+        from the FAQ and ask which order it is about."""
+        reply = self._faq(conv, message, intent, confidence, report)
+        if reply.handoff:
+            reply = Reply(conv, "", intent, confidence)
+        latest, _ = self.orders.find_order(user_id, "")
+        verb = "return" if intent == "return_request" else "cancel"
+        ask = f"If you'd like me to {verb} an order, reply with its order number"
+        ask += f" (your latest is {latest.order_id}, {latest.status.replace('_', ' ')})." if latest else "."
+        reply.text = f"{reply.text}\n{ask}".strip()
+        return reply
 
     def _products(self, conv: ConversationInfo, user_id: str, message: str, intent: str, confidence: float,
                   report: ServingReport) -> Reply:

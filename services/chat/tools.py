@@ -33,13 +33,17 @@ class FaqHit:
     score: float
 
 
+def named_order_ids(message: str) -> list[str]:
+    return ORDER_ID.findall(message)
+
+
 class OrderTools:
     def __init__(self, engine: Engine):
         self.engine = engine
 
     def find_order(self, user_id: str, message: str) -> tuple[Order | None, str | None]:
         """(the order the message names, or else the user's latest; the id named but not found on this account)."""
-        named = [m for m in ORDER_ID.findall(message)]
+        named = named_order_ids(message)
         orders = self._orders(user_id, named) if named else []
         if named and not orders:
             return None, named[0]
