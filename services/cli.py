@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from shared.settings import Settings
+from shared.settings import MODEL_NAMES, Settings
 
 
 def _run(args, settings: Settings) -> int:
@@ -70,6 +70,28 @@ def _prepare(args, settings: Settings) -> int:
     return prepare_external(settings, demo=args.demo)
 
 
+def _enqueue(args, settings: Settings) -> int:
+    """Sends a task to the Celery worker(s) of the running platform and, with --wait, prints its result."""
+    import json
+
+    from services.worker.celery_app import make_celery
+    from shared.embedded_pg import ensure_database_url
+
+    url, server = ensure_database_url(settings)  # a second handle: the running platform keeps the server up
+    try:
+        app = make_celery(settings.model_copy(update={"database_url": url}))
+        task_args = {"retrain": [args.model], "rollback": [args.model], "clean": []}[args.task]
+        name = {"retrain": "retrain_model", "rollback": "rollback_model", "clean": "clean_events"}[args.task]
+        result = app.send_task(f"services.worker.tasks.{name}", args=task_args)
+        print(f"queued {name}{tuple(task_args)} as task {result.id}")
+        if args.wait:
+            print(json.dumps(result.get(timeout=args.timeout), indent=1, default=str))
+    finally:
+        if server is not None:
+            server.stop()
+    return 0
+
+
 def _client(args, settings: Settings) -> int:
     from services.demo_client import run_demo_client
 
@@ -96,13 +118,22 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("folder")
     imp.set_defaults(fn=_import)
     train = sub.add_parser("train", help="fine-tune models: the missing ones, or one model as a new version")
-    train.add_argument("--model", choices=["text_encoder", "ctr_model", "recs_ranker", "intent_classifier"])
+    train.add_argument("--model", choices=MODEL_NAMES)
     train.add_argument("--profile", choices=["tiny", "small", "full"])
     train.set_defaults(fn=_train)
     prepare = sub.add_parser("prepare", help="train missing models and load them into a running Triton "
                              "(ECOMAI_TRITON_HOST), refresh embeddings and features")
     prepare.add_argument("--demo", action="store_true", help="seed the demo shop if the database is empty")
     prepare.set_defaults(fn=_prepare)
+    for task, text in (("retrain", "fine-tune a new version of a model on the worker and deploy it"),
+                       ("rollback", "serve the previous version of a model again"),
+                       ("clean", "clean the events now and store a quality report")):
+        p = sub.add_parser(task, help=text + " (a Celery task)")
+        if task != "clean":
+            p.add_argument("model", choices=MODEL_NAMES)
+        p.add_argument("--wait", action="store_true", help="wait for the task and print its result")
+        p.add_argument("--timeout", type=float, default=3600)
+        p.set_defaults(fn=_enqueue, task=task, model=None)
     client = sub.add_parser("client", help="call every RPC of every running service and print the answers")
     client.add_argument("--user", help="user id to ask as (default: a user with orders)")
     client.add_argument("--host", help="host of the services (default: settings host)")
