@@ -10,7 +10,6 @@ from sqlalchemy import Engine
 
 from shared.db.engine import make_engine
 from shared.settings import Settings
-from tests.fixtures_data import database_url_for
 from tests.fixtures_infra import free_port, model_repository_with_configs
 
 # embedded Postgres fixtures (pg_admin_url, migrated_template, new_database, data_engine), one server per session
@@ -35,6 +34,7 @@ def platform(pg_admin_url, migrated_template, tmp_path_factory):
     import psycopg
 
     from services.composition import start_service
+    from tests.fixtures_data import database_url_for
     from services.platform import prepare_models
     from shared.demo_shop import generate_shop, load_shop
     from shared.triton_client import TritonClient

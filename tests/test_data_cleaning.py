@@ -7,7 +7,6 @@ from sqlalchemy import text
 
 from shared.cleaning import clean_events, quality_reports
 from shared.demo_shop import generate_shop, load_shop
-pytest_plugins = ["tests.fixtures_data"]  # embedded Postgres fixtures, shared by all data tests
 
 
 def test_cleaning_quarantines_the_planted_events_once(data_engine):

@@ -9,7 +9,6 @@ from sqlalchemy import text
 from shared.demo_shop import (
     CHAT_INTENTS, DEMO_USER_ID, SIZES, generate_shop, load_shop, shop_is_seeded, true_click_probability,
 )
-pytest_plugins = ["tests.fixtures_data"]  # embedded Postgres fixtures, shared by all data tests
 
 END = datetime(2026, 3, 1, tzinfo=timezone.utc)
 

@@ -9,7 +9,6 @@ from sqlalchemy import event as sa_event
 from shared.demo_shop import DEMO_USER_ID, generate_shop, load_shop
 from shared.feature_store import FeatureStore
 from shared.records import EventIn, ProductRecord, UserRecord
-pytest_plugins = ["tests.fixtures_data"]  # embedded Postgres fixtures, shared by all data tests
 
 END = datetime(2026, 6, 1, tzinfo=timezone.utc)
 

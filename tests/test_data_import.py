@@ -12,7 +12,6 @@ from shared.errors import ImportRejected
 from shared.feature_store import FeatureStore
 from shared.importer import import_shop
 from shared.shop_format import export_shop
-pytest_plugins = ["tests.fixtures_data"]  # embedded Postgres fixtures, shared by all data tests
 
 END = datetime(2026, 5, 1, tzinfo=timezone.utc)
 TABLES = ("users", "products", "campaigns", "ads", "orders", "order_items", "events", "faq_entries",

@@ -7,7 +7,6 @@ from sqlalchemy import inspect, text
 
 from shared.db.engine import make_engine, migrate
 from shared.db.models import Base
-pytest_plugins = ["tests.fixtures_data"]  # embedded Postgres fixtures, shared by all data tests
 
 
 def test_upgrade_head_on_empty_database_matches_models(new_database):

@@ -13,7 +13,7 @@ from shared.db import models as db
 from shared.model_registry import latest_version, read_meta, registry_rows
 from shared.settings import PROJECT_ROOT, Settings
 from shared.training import datasets
-from tests.fixtures_data import *  # noqa: F401,F403
+from shared.training.finetune import PROFILES
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
@@ -79,7 +79,8 @@ def test_ensure_models_trains_every_missing_model(tiny_shop_engine, tmp_path):
     assert ensure_models(tiny_shop_engine, settings, None) == []  # nothing missing: nothing trained
 
     ctr = read_meta(tmp_path, "ctr_model", 1)
-    assert set(ctr["calibration"]) == {"a", "b"} and ctr["labels"] is None and ctr["max_length"] == 32
+    assert set(ctr["calibration"]) == {"a", "b"} and ctr["labels"] is None \
+        and ctr["max_length"] == PROFILES["tiny"].max_length
     assert 0.0 <= ctr["metrics"]["auc"] <= 1.0 and "true_p_auc" in ctr["metrics"]
     intent = read_meta(tmp_path, "intent_classifier", 1)
     assert intent["labels"] == sorted(intent["labels"]) and len(intent["labels"]) >= 5

@@ -8,7 +8,6 @@ import pytest
 
 from shared.errors import FailedPrecondition
 from shared.model_registry import latest_version, publish_version, read_meta, registry_rows, rollback
-from tests.fixtures_data import *  # noqa: F401,F403
 
 
 def _build_ok(folder: Path) -> dict:

@@ -14,7 +14,6 @@ import pytest
 from shared.model_registry import deploy, registry_rows
 from shared.settings import PROJECT_ROOT, Settings
 from tests.conftest import REDIS_URL, free_port
-from tests.fixtures_data import *  # noqa: F401,F403
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
