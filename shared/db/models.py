@@ -127,7 +127,26 @@ class OrderItem(Base):
     price_micros: Mapped[int] = mapped_column(BigInteger)
 
 
-class Event(Base):
+class EventColumns:
+    """What an event says; shared by ``events`` and ``events_quarantine`` so the two can never drift apart."""
+
+    type: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str | None] = mapped_column(Text)
+    product_id: Mapped[str | None] = mapped_column(Text)
+    ad_id: Mapped[str | None] = mapped_column(Text)
+    impression_id: Mapped[str | None] = mapped_column(Text)
+    placement_id: Mapped[str | None] = mapped_column(Text)
+    session_id: Mapped[str | None] = mapped_column(Text)
+    query: Mapped[str | None] = mapped_column(Text)
+    conversation_id: Mapped[str | None] = mapped_column(Text)
+    rating: Mapped[int | None] = mapped_column(Integer)
+    quantity: Mapped[int | None] = mapped_column(Integer)
+    price_micros: Mapped[int | None] = mapped_column(BigInteger)
+    occurred_at: Mapped[datetime]
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}", nullable=False)
+
+
+class Event(EventColumns, Base):
     """Behaviour and feedback. ``event_id`` is the client's id: ingestion is idempotent on it.
 
     No foreign keys on purpose: events arrive fast and dirty; ``FeatureStore.ingest_events`` validates ids up front and the
@@ -138,45 +157,17 @@ class Event(Base):
                       Index(None, "impression_id"), Index(None, "product_id"))
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(Text, unique=True)
-    type: Mapped[str] = mapped_column(Text)
-    user_id: Mapped[str | None] = mapped_column(Text)
-    product_id: Mapped[str | None] = mapped_column(Text)
-    ad_id: Mapped[str | None] = mapped_column(Text)
-    impression_id: Mapped[str | None] = mapped_column(Text)
-    placement_id: Mapped[str | None] = mapped_column(Text)
-    session_id: Mapped[str | None] = mapped_column(Text)
-    query: Mapped[str | None] = mapped_column(Text)
-    conversation_id: Mapped[str | None] = mapped_column(Text)
-    rating: Mapped[int | None] = mapped_column(Integer)
-    quantity: Mapped[int | None] = mapped_column(Integer)
-    price_micros: Mapped[int | None] = mapped_column(BigInteger)
-    occurred_at: Mapped[datetime]
     received_at: Mapped[datetime] = _now()
-    properties: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}", nullable=False)
 
 
-class QuarantinedEvent(Base):
+class QuarantinedEvent(EventColumns, Base):
     """Events the cleaning job removed from ``events``: same columns plus the rule that caught them."""
 
     __tablename__ = "events_quarantine"
     __table_args__ = (Index(None, "rule"), Index(None, "report_id"))
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     event_id: Mapped[str] = mapped_column(Text)
-    type: Mapped[str] = mapped_column(Text)
-    user_id: Mapped[str | None] = mapped_column(Text)
-    product_id: Mapped[str | None] = mapped_column(Text)
-    ad_id: Mapped[str | None] = mapped_column(Text)
-    impression_id: Mapped[str | None] = mapped_column(Text)
-    placement_id: Mapped[str | None] = mapped_column(Text)
-    session_id: Mapped[str | None] = mapped_column(Text)
-    query: Mapped[str | None] = mapped_column(Text)
-    conversation_id: Mapped[str | None] = mapped_column(Text)
-    rating: Mapped[int | None] = mapped_column(Integer)
-    quantity: Mapped[int | None] = mapped_column(Integer)
-    price_micros: Mapped[int | None] = mapped_column(BigInteger)
-    occurred_at: Mapped[datetime]
     received_at: Mapped[datetime]
-    properties: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}", nullable=False)
     rule: Mapped[str] = mapped_column(Text)
     report_id: Mapped[int | None] = mapped_column(BigInteger)
     quarantined_at: Mapped[datetime] = _now()
