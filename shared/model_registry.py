@@ -28,7 +28,8 @@ from shared.errors import FailedPrecondition, ModelUnavailable
 
 log = logging.getLogger(__name__)
 Backend = Literal["text_encoder", "sequence_classifier"]
-BACKENDS_DIR = Path(__file__).resolve().parent / "triton_backends"
+# the one Triton model.py of every version; it computes what the model's config.pbtxt outputs ask for
+MODEL_PY = Path(__file__).resolve().parent / "triton_backends" / "transformer_model.py"
 _ASIDE = re.compile(r"^\.(?:retired|failed)-(\d+)")
 WARMUP_TEXT = "warm up request"
 
@@ -128,7 +129,7 @@ def publish_version(
         meta = dict(build(tmp) or {})
         if not (tmp / "hf").is_dir():
             raise FailedPrecondition(f"build for {model_name} wrote no hf/ folder")
-        shutil.copyfile(BACKENDS_DIR / f"{backend}.py", tmp / "model.py")
+        shutil.copyfile(MODEL_PY, tmp / "model.py")
         meta.update(model_name=model_name, version=version, registry_id=registry_id, metrics=metrics,
                     backbone=params.get("backbone"), mode=params.get("mode"), backend=backend)
         meta.setdefault("labels", None)

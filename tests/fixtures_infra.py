@@ -13,8 +13,7 @@ from pathlib import Path
 
 from shared.settings import PROJECT_ROOT, Settings
 
-BACKENDS = PROJECT_ROOT / "shared" / "triton_backends"
-ENCODER_MODELS = {"text_encoder"}
+MODEL_PY = PROJECT_ROOT / "shared" / "triton_backends" / "transformer_model.py"
 
 
 def free_port() -> int:
@@ -55,9 +54,8 @@ def publish_version(repo: Path, model: str, version: int, hf_source: Path, *, la
     ``.tmp-<uuid>`` folder, then renamed into place."""
     model_dir = repo / model
     tmp = model_dir / f".tmp-{uuid.uuid4().hex}"
-    backend = "text_encoder.py" if model in ENCODER_MODELS else "sequence_classifier.py"
     tmp.mkdir(parents=True)
-    shutil.copy(BACKENDS / backend, tmp / "model.py")
+    shutil.copy(MODEL_PY, tmp / "model.py")
     shutil.copytree(hf_source, tmp / "hf", ignore=shutil.ignore_patterns("*.onnx", "onnx", "openvino", "*.h5"))
     meta = {"model_name": model, "version": version, "labels": labels, "calibration": calibration,
             "max_length": max_length, "metrics": {}, "registry_id": None, "backbone": str(backbone_path()),

@@ -1,7 +1,7 @@
 """Fine-tuning a pretrained encoder into a text classifier: full, top layers only, or LoRA.
 
 One entry point, ``fine_tune_classifier``. num_labels == 1 is a binary model (BCE with logits, Platt-calibrated
-on the eval set, as served by the ``sequence_classifier`` Triton backend); more labels is softmax + cross-entropy.
+on the eval set, as shared/triton_backends/transformer_model.py serves it); more labels is softmax + cross-entropy.
 Runs are deterministic for a seed on CPU. The sizes of the runs live in one table, ``PROFILES``.
 """
 from __future__ import annotations
