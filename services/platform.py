@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
@@ -79,10 +80,14 @@ def prepare_models(settings: Settings, url: str, triton_client) -> None:
         made = ensure_models(engine, settings, triton_client, progress)
         if made:
             progress("trained: " + ", ".join(f"{m.model_name} v{m.version}" for m in made))
-        for name in MODEL_NAMES:
-            version = latest_version(settings.model_repository, name)
-            progress(f"loading {name} v{version} into Triton")
-            deploy(triton_client, engine, name, version, settings.triton_instance_kind, repo=settings.model_repository)
+        versions = {name: latest_version(settings.model_repository, name) for name in MODEL_NAMES}
+        progress("loading into Triton: " + ", ".join(f"{n} v{v}" for n, v in versions.items()))
+        with ThreadPoolExecutor(len(versions)) as pool:  # each model loads in its own stub process
+            loads = [pool.submit(deploy, triton_client, engine, name, version, settings.triton_instance_kind,
+                                 repo=settings.model_repository) for name, version in versions.items()]
+            for load in loads:
+                served = load.result()
+                progress(f"{served.model_name} v{served.version} serving")
         for entity in ("product", "faq"):
             count = refresh_embeddings(engine, triton_client, entity, missing_only=True)
             progress(f"{count} {entity} embeddings computed (missing ones only)")
