@@ -168,6 +168,7 @@ def run_platform(settings: Settings) -> int:
 
     setup_logging("WARNING", sys.stderr)
     settings.home.mkdir(parents=True, exist_ok=True)
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `kill`, `timeout`, a supervisor: stop as cleanly as Ctrl-C
     children: list[subprocess.Popen] = []
     triton = None
     with contextlib.ExitStack() as stack:
@@ -198,11 +199,15 @@ def run_platform(settings: Settings) -> int:
             progress(f"a child process exited: {failed}; stopping")
             return 1
         except KeyboardInterrupt:
-            progress("stopping (Ctrl-C)")
+            progress("stopping (Ctrl-C or SIGTERM)")
             return 0
         finally:
             stop_children(children)
             progress("stopped")
+
+
+def _stop_on_sigterm(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _spawn(args: list[str], env: dict, log_file) -> subprocess.Popen:

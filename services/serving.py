@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from shared.errors import ModelUnavailable
-from shared.observability import DEGRADED_TOTAL, MODEL_LATENCY
+from shared.observability import DEGRADED_TOTAL
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +39,11 @@ def model_probs(client, model: str, texts: list[str], report: ServingReport) -> 
     (the reason goes into ``report.notes``; the caller picks and names the fallback)."""
     if not texts:
         return np.zeros(0, dtype=np.float32)
-    started = time.perf_counter()
     try:
         result = client.classify(model, texts)
     except ModelUnavailable as exc:
         report.notes.append(str(exc))
         return None
-    finally:
-        MODEL_LATENCY.labels(model).observe(time.perf_counter() - started)
     report.model_name = model
     report.model_version = int(getattr(result, "model_version", 0) or 0)
     return np.asarray(result.probs, dtype=np.float64).reshape(len(texts), -1)[:, 0]

@@ -20,7 +20,7 @@ DEGRADED_TOTAL = Counter(
 )
 MODEL_LATENCY = Histogram(
     "ecomai_model_call_seconds",
-    "Latency of one Triton inference call as seen by a service",
+    "Latency of one Triton inference call as seen by its client (shared/triton_client.py)",
     ["model"],
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )

@@ -5,6 +5,7 @@ Every failure to get an answer (server down, model not loaded, deadline passed) 
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from tritonclient.grpc import model_config_pb2
 from tritonclient.utils import InferenceServerException
 
 from shared.errors import ModelUnavailable
+from shared.observability import MODEL_LATENCY
 
 ENCODER = "text_encoder"
 EMBEDDING_DIM = 384
@@ -65,6 +67,7 @@ class TritonClient:
         data = np.array([t.encode("utf-8") for t in texts], dtype=np.object_).reshape(-1, 1)
         tensor = grpcclient.InferInput("TEXT", list(data.shape), "BYTES")
         tensor.set_data_from_numpy(data)
+        started = time.perf_counter()
         try:
             return self._client.infer(
                 model, [tensor], outputs=[grpcclient.InferRequestedOutput(o) for o in outputs],
@@ -72,6 +75,8 @@ class TritonClient:
             )
         except InferenceServerException as exc:
             raise ModelUnavailable(model, exc.message() or str(exc)) from exc
+        finally:
+            MODEL_LATENCY.labels(model).observe(time.perf_counter() - started)
 
     @staticmethod
     def _output(model: str, result, name: str) -> np.ndarray:
