@@ -168,7 +168,10 @@ def run_platform(settings: Settings) -> int:
 
     setup_logging("WARNING", sys.stderr)
     settings.home.mkdir(parents=True, exist_ok=True)
-    signal.signal(signal.SIGTERM, _stop_on_sigterm)  # `kill`, `timeout`, a supervisor: stop as cleanly as Ctrl-C
+    # Ctrl-C, `kill`, `timeout`, a supervisor: all stop everything cleanly (SIGINT too, even where a parent shell
+    # started us with SIGINT ignored, as background jobs are)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop)
     children: list[subprocess.Popen] = []
     triton = None
     with contextlib.ExitStack() as stack:
@@ -206,7 +209,7 @@ def run_platform(settings: Settings) -> int:
             progress("stopped")
 
 
-def _stop_on_sigterm(signum, frame) -> None:
+def _stop(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
