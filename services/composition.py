@@ -9,7 +9,7 @@ import threading
 from dataclasses import dataclass
 
 import grpc
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
 from protos.ads.v1 import ads_pb2_grpc
 from protos.chat.v1 import chat_pb2_grpc
@@ -56,18 +56,11 @@ def port_of(settings: Settings, name: str) -> int:
     return {"ads": settings.ads_port, "recs": settings.recs_port, "chat": settings.chat_port}[name]
 
 
-def _user_exists(engine: Engine):
-    def exists(user_id: str) -> bool:
-        with engine.connect() as conn:
-            return conn.execute(text("select 1 from users where user_id = :u"), {"u": user_id}).first() is not None
-
-    return exists
-
-
 def bindings_for(name: str, settings: Settings, engine: Engine, triton: TritonClient) -> tuple[list, list]:
     """(service bindings, close callbacks) of one service; every service also ingests events."""
     closers: list = []
-    events = ServiceBinding(EventServicer(FeatureStore(engine)), events_pb2_grpc.add_EventServiceServicer_to_server,
+    store = FeatureStore(engine)
+    events = ServiceBinding(EventServicer(store), events_pb2_grpc.add_EventServiceServicer_to_server,
                             "events.v1.EventService")
     if name == "ads":
         servicer = AdServicer(AdRanker(AdsStore(engine), triton))
@@ -81,7 +74,7 @@ def bindings_for(name: str, settings: Settings, engine: Engine, triton: TritonCl
         closers.append(recs.close)
         conversations = ConversationStore(engine)
         assistant = Assistant(conversations, OrderTools(engine), FaqRetriever(engine, triton), triton,
-                              recs.suggest, _user_exists(engine))
+                              recs.suggest, lambda user_id: bool(store.get_users([user_id])))
         main = ServiceBinding(ChatServicer(assistant, conversations), chat_pb2_grpc.add_ChatServiceServicer_to_server,
                               "chat.v1.ChatService")
     else:

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import numpy as np
+from pgvector import Vector
 from sqlalchemy import Engine, text
 
 from shared.errors import ModelUnavailable
@@ -94,14 +95,13 @@ class FaqRetriever:
             vector = np.asarray(self.triton.embed([message])[0])
         except ModelUnavailable as exc:
             return self._lexical(message, limit), f"faq retrieval lexical: {exc}"
-        literal = "[" + ",".join(f"{x:.6f}" for x in vector.tolist()) + "]"
         with self.engine.connect() as conn:
             rows = conn.execute(text("""
                 select f.faq_id, f.question, f.answer, 1 - (e.vector <=> cast(:v as vector)) as score
                 from embeddings e join faq_entries f on f.faq_id = e.entity_id
                 where e.entity_type = 'faq' and e.model_name = 'text_encoder'
                 order by e.vector <=> cast(:v as vector) limit :n
-            """), {"v": literal, "n": limit}).mappings().all()
+            """), {"v": Vector(vector).to_text(), "n": limit}).mappings().all()
         if not rows:
             return self._lexical(message, limit), "faq embeddings missing; lexical retrieval"
         return [FaqHit(**r) for r in rows], None

@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from pgvector import Vector
 from sqlalchemy import Engine, bindparam, text
 
 ENCODER = "text_encoder"
@@ -26,10 +27,6 @@ _PRODUCT_COLUMNS = (
     "p.product_id, p.title, coalesce(p.description, '') as description, coalesce(p.category, '') as category, "
     "coalesce(p.brand, '') as brand, p.price_micros, coalesce(p.currency, 'USD') as currency, p.in_stock"
 )
-
-
-def _vector_literal(vector: np.ndarray) -> str:
-    return "[" + ",".join(f"{x:.6f}" for x in vector.tolist()) + "]"
 
 
 class RecsStore:
@@ -86,7 +83,7 @@ class RecsStore:
             select entity_id, 1 - (vector <=> cast(:v as vector)) as score from embeddings
             where entity_type = 'product' and model_name = '{ENCODER}'
             order by vector <=> cast(:v as vector) limit :n
-        """, {"v": _vector_literal(vector), "n": limit})
+        """, {"v": Vector(vector).to_text(), "n": limit})
 
     def co_interacted(self, product_ids: list[str], exclude_user: str, limit: int) -> list[tuple[str, float]]:
         """Products that other users who interacted with these products also interacted with."""
