@@ -29,7 +29,7 @@ from protos.ads.v1 import ads_pb2, ads_pb2_grpc  # noqa: E402
 from protos.chat.v1 import chat_pb2, chat_pb2_grpc  # noqa: E402
 from protos.recs.v1 import recs_pb2, recs_pb2_grpc  # noqa: E402
 from shared.demo_shop import DEMO_USER_ID  # noqa: E402
-from shared.settings import Settings  # noqa: E402
+from shared.core.settings import Settings  # noqa: E402
 
 
 def timed(call, n: int, concurrency: int) -> dict:

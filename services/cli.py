@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from shared.settings import MODEL_NAMES, Settings
+from shared.core.settings import MODEL_NAMES, Settings
 
 
 def _run(args, settings: Settings) -> int:
@@ -44,9 +44,9 @@ def _seed(args, settings: Settings) -> int:
 
 def _import(args, settings: Settings) -> int:
     from services.platform import database
-    from shared.db.engine import make_engine
-    from shared.errors import ImportRejected
-    from shared.importer import import_shop
+    from shared.store.engine import make_engine
+    from shared.core.errors import ImportRejected
+    from shared.store.importer import import_shop
 
     with database(settings, keep_running=False) as url:
         try:
@@ -75,7 +75,7 @@ def _enqueue(args, settings: Settings) -> int:
     import json
 
     from services.worker.celery_app import make_celery
-    from shared.embedded_pg import ensure_database_url
+    from shared.store.embedded_pg import ensure_database_url
 
     url, server = ensure_database_url(settings)  # a second handle: the running platform keeps the server up
     try:

@@ -27,12 +27,12 @@ from services.events_servicer import EventServicer
 from services.recs.recommender import Recommender
 from services.recs.recs_store import RecsStore
 from services.recs.servicer import RecommendationServicer
-from shared.db.engine import make_engine
-from shared.feature_store import FeatureStore
-from shared.grpc_server import ServiceBinding, build_server
-from shared.observability import serve_metrics, setup_logging
-from shared.settings import Settings
-from shared.triton_client import TritonClient
+from shared.store.engine import make_engine
+from shared.store.feature_store import FeatureStore
+from shared.core.grpc_server import ServiceBinding, build_server
+from shared.core.observability import serve_metrics, setup_logging
+from shared.core.settings import Settings
+from shared.inference.triton_client import TritonClient
 
 log = logging.getLogger(__name__)
 

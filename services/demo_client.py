@@ -13,7 +13,7 @@ from protos.ads.v1 import ads_pb2, ads_pb2_grpc
 from protos.chat.v1 import chat_pb2, chat_pb2_grpc
 from protos.events.v1 import events_pb2, events_pb2_grpc
 from protos.recs.v1 import recs_pb2, recs_pb2_grpc
-from shared.settings import Settings
+from shared.core.settings import Settings
 
 TIMEOUT_S = 30
 

@@ -5,8 +5,8 @@ from datetime import timezone
 
 from protos.events.v1 import events_pb2, events_pb2_grpc
 from services.validation import bounded_int
-from shared.feature_store import FeatureStore
-from shared.records import EventIn
+from shared.store.feature_store import FeatureStore
+from shared.store.records import EventIn
 
 MAX_BATCH = 1000
 TYPES = {

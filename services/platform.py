@@ -19,7 +19,7 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shared.settings import MODEL_NAMES, PROJECT_ROOT, Settings
+from shared.core.settings import MODEL_NAMES, PROJECT_ROOT, Settings
 
 STARTED = time.perf_counter()
 SERVICE_NAMES = ("recs", "ads", "chat")  # recs first: chat calls it
@@ -32,8 +32,8 @@ def progress(message: str) -> None:
 @contextlib.contextmanager
 def database(settings: Settings, keep_running: bool = True) -> Iterator[str]:
     """The database URL, migrated; starts the embedded Postgres when no URL is configured."""
-    from shared.db.engine import migrate
-    from shared.embedded_pg import ensure_database_url
+    from shared.store.engine import migrate
+    from shared.store.embedded_pg import ensure_database_url
 
     url, server = ensure_database_url(settings)
     if server is not None:
@@ -47,7 +47,7 @@ def database(settings: Settings, keep_running: bool = True) -> Iterator[str]:
 
 
 def seed_demo_shop(url: str, size: str, seed: int, force: bool = False) -> bool:
-    from shared.db.engine import make_engine
+    from shared.store.engine import make_engine
     from shared.demo_shop import generate_shop, load_shop, shop_is_seeded
 
     engine = make_engine(url)
@@ -66,12 +66,12 @@ def seed_demo_shop(url: str, size: str, seed: int, force: bool = False) -> bool:
 
 def prepare_models(settings: Settings, url: str, triton_client) -> None:
     """Trains every model that has no version, loads all into Triton, refreshes embeddings and features."""
-    from shared.cleaning import clean_events
-    from shared.db.engine import make_engine
-    from shared.embeddings_job import refresh_embeddings
-    from shared.feature_jobs import materialize_features
-    from shared.model_registry import deploy, latest_version
-    from shared.training.jobs import ensure_models
+    from shared.learning.cleaning import clean_events
+    from shared.store.engine import make_engine
+    from shared.learning.embeddings_job import refresh_embeddings
+    from shared.learning.feature_jobs import materialize_features
+    from shared.learning.registry import deploy, latest_version
+    from shared.learning.train import ensure_models
 
     engine = make_engine(url)
     try:
@@ -108,7 +108,7 @@ def ensure_repository_configs(repo: Path) -> None:
 def prepare_external(settings: Settings, demo: bool) -> int:
     """`ecomai prepare`: for a Triton that runs elsewhere (docker compose, production): train what is missing,
     load every model, refresh embeddings and features. With ``demo``, seeds the demo shop into an empty database."""
-    from shared.triton_client import TritonClient
+    from shared.inference.triton_client import TritonClient
 
     with database(settings, keep_running=False) as url:
         if demo:
@@ -162,9 +162,9 @@ def stop_children(children: list[subprocess.Popen], timeout_s: float = 10) -> No
 
 
 def run_platform(settings: Settings) -> int:
-    from shared.observability import setup_logging
-    from shared.triton_client import TritonClient
-    from shared.triton_server import TritonServer
+    from shared.core.observability import setup_logging
+    from shared.inference.triton_client import TritonClient
+    from shared.inference.triton_server import TritonServer
 
     setup_logging("WARNING", sys.stderr)
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -237,8 +237,8 @@ def _print_ready(settings: Settings, logs) -> None:
 
 def train_models(settings: Settings, model: str | None, profile: str | None) -> int:
     """`ecomai train`: without --model, trains the missing models; with it, a new version of that model."""
-    from shared.db.engine import make_engine
-    from shared.training.jobs import ensure_models, train_one
+    from shared.store.engine import make_engine
+    from shared.learning.train import ensure_models, train_one
 
     if profile:
         settings = settings.model_copy(update={"train_profile": profile})

@@ -16,7 +16,7 @@ def money(amount_micros: int, currency: str = CURRENCY) -> common_pb2.Money:
 
 
 def money_micros(field: str, value: common_pb2.Money) -> int:
-    from shared.errors import InvalidArgument
+    from shared.core.errors import InvalidArgument
 
     if value.amount_micros < 0:
         raise InvalidArgument(f"{field}.amount_micros", f"must not be negative, got {value.amount_micros}")

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from shared.errors import ModelUnavailable
-from shared.observability import DEGRADED_TOTAL
+from shared.core.errors import ModelUnavailable
+from shared.core.observability import DEGRADED_TOTAL
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from shared.errors import InvalidArgument
+from shared.core.errors import InvalidArgument
 
 MAX_ID_LENGTH = 128
 

@@ -8,8 +8,8 @@ import grpc
 import pytest
 from sqlalchemy import Engine
 
-from shared.db.engine import make_engine
-from shared.settings import Settings
+from shared.store.engine import make_engine
+from shared.core.settings import Settings
 from tests.fixtures_infra import free_port, model_repository_with_configs
 
 # embedded Postgres fixtures (pg_admin_url, migrated_template, new_database, data_engine), one server per session
@@ -37,8 +37,8 @@ def platform(pg_admin_url, migrated_template, tmp_path_factory):
     from tests.fixtures_data import database_url_for
     from services.platform import prepare_models
     from shared.demo_shop import generate_shop, load_shop
-    from shared.triton_client import TritonClient
-    from shared.triton_server import TritonServer
+    from shared.inference.triton_client import TritonClient
+    from shared.inference.triton_server import TritonServer
 
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute("drop database if exists ecomai_e2e")

@@ -18,7 +18,7 @@ import psycopg
 import pytest
 from sqlalchemy import Engine
 
-from shared.db.engine import make_engine, migrate
+from shared.store.engine import make_engine, migrate
 
 __all__ = ["pg_admin_url", "migrated_template", "new_database", "data_engine", "database_url_for"]
 

@@ -11,9 +11,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from shared.settings import PROJECT_ROOT, Settings
+from shared.core.settings import PROJECT_ROOT, Settings
 
-MODEL_PY = PROJECT_ROOT / "shared" / "triton_backends" / "transformer_model.py"
+MODEL_PY = PROJECT_ROOT / "shared" / "inference" / "backend_model.py"
 
 
 def free_port() -> int:
@@ -75,8 +75,8 @@ def triton_settings(home: Path, repo: Path, **overrides) -> Settings:
 @contextlib.contextmanager
 def running_triton(settings: Settings, wait_ready_s: float = 60) -> Iterator[tuple]:
     """(TritonServer, TritonClient) for ``settings``; the server is stopped on exit."""
-    from shared.triton_client import TritonClient
-    from shared.triton_server import TritonServer
+    from shared.inference.triton_client import TritonClient
+    from shared.inference.triton_server import TritonServer
 
     server = TritonServer(settings)
     server.start(wait_ready_s=wait_ready_s)

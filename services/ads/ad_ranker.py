@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 from services.ads.ads_store import AdRow, AdsStore, UserRow
 from services.ads.auction import Bid, run_gsp
 from services.serving import ServingReport, model_probs
-from shared.errors import NotFound
-from shared.text_features import ctr_text
+from shared.core.errors import NotFound
+from shared.core.text_features import ctr_text
 
 CTR_MODEL = "ctr_model"
 PRIOR_CTR = 0.02  # used when neither the model nor a historical CTR is available

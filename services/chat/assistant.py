@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from services.chat.conversations import ConversationInfo, ConversationStore
 from services.chat.tools import FaqRetriever, Order, OrderTools, named_order_ids
 from services.serving import ServingReport
-from shared.errors import ModelUnavailable, NotFound
+from shared.core.errors import ModelUnavailable, NotFound
 
 INTENT_MODEL = "intent_classifier"
 HANDOFF_BELOW = 0.45  # intent confidence under which a human takes over

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlalchemy import Engine, text
 
-from shared.errors import NotFound
+from shared.core.errors import NotFound
 
 MAX_CONTEXT_TURNS = 20  # turns the assistant reads back; older ones stay stored but are not re-read
 

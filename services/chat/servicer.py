@@ -8,7 +8,7 @@ from services import protomap
 from services.chat.assistant import Assistant
 from services.chat.conversations import ConversationStore
 from services.validation import bounded_int, bounded_text, optional_id, require_id
-from shared.errors import NotFound
+from shared.core.errors import NotFound
 
 ROLES = {"user": chat_pb2.ROLE_USER, "assistant": chat_pb2.ROLE_ASSISTANT, "agent": chat_pb2.ROLE_AGENT}
 MAX_MESSAGE = 2000

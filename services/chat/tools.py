@@ -10,7 +10,7 @@ import numpy as np
 from pgvector import Vector
 from sqlalchemy import Engine, text
 
-from shared.errors import ModelUnavailable
+from shared.core.errors import ModelUnavailable
 
 ORDER_ID = re.compile(r"\b([A-Za-z]{1,6}-?\d{3,12})\b")
 

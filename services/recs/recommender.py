@@ -6,8 +6,8 @@ from dataclasses import dataclass, field
 
 from services.recs.recs_store import ProductRow, RecsStore
 from services.serving import ServingReport, model_probs
-from shared.errors import ModelUnavailable, NotFound
-from shared.text_features import ranker_text
+from shared.core.errors import ModelUnavailable, NotFound
+from shared.core.text_features import ranker_text
 
 RANKER = "recs_ranker"
 RRF_K = 60  # reciprocal-rank-fusion constant (Cormack et al.): damps the head of each list

@@ -12,8 +12,8 @@ DEFAULT_BEAT_ARGS = ["--loglevel=INFO"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.embedded_pg import ensure_database_url
-    from shared.settings import Settings
+    from shared.store.embedded_pg import ensure_database_url
+    from shared.core.settings import Settings
     from services.worker import celery_app
 
     argv = list(sys.argv[1:] if argv is None else argv)

@@ -11,8 +11,8 @@ from datetime import timedelta
 from celery import Celery
 from celery.schedules import crontab
 
-from shared.db.engine import normalize_url
-from shared.settings import Settings
+from shared.store.engine import normalize_url
+from shared.core.settings import Settings
 
 TASKS_MODULE = "services.worker.tasks"
 BEAT_SCHEDULE = {

@@ -15,9 +15,9 @@ log = logging.getLogger(__name__)
 @lru_cache(maxsize=1)
 def runtime():
     """(settings, engine, triton client) of this worker process."""
-    from shared.db.engine import make_engine
-    from shared.settings import Settings
-    from shared.triton_client import TritonClient
+    from shared.store.engine import make_engine
+    from shared.core.settings import Settings
+    from shared.inference.triton_client import TritonClient
 
     settings = Settings()
     if not settings.database_url:
@@ -31,7 +31,7 @@ def clean_events(self, since: str | None = None) -> dict[str, Any]:
     """Quarantines bad events (all, or those at/after ``since`` ISO time) and stores a quality report."""
     from datetime import datetime
 
-    from shared.cleaning import clean_events as run_cleaning
+    from shared.learning.cleaning import clean_events as run_cleaning
 
     _, engine, _ = runtime()
     report = run_cleaning(engine, datetime.fromisoformat(since) if since else None, task_id=self.request.id)
@@ -42,7 +42,7 @@ def clean_events(self, since: str | None = None) -> dict[str, Any]:
 @shared_task(bind=True, name="services.worker.tasks.retrain_model")
 def retrain_model(self, model_name: str, profile: str | None = None) -> dict[str, Any]:
     """Fine-tunes ``model_name`` on the current data, publishes version N+1 and deploys it into Triton."""
-    from shared.training.retrain import retrain_and_deploy
+    from shared.learning.retrain import retrain_and_deploy
 
     settings, engine, client = runtime()
     result = retrain_and_deploy(engine, settings, model_name, client, request_id=self.request.id, profile=profile,
@@ -53,7 +53,7 @@ def retrain_model(self, model_name: str, profile: str | None = None) -> dict[str
 
 @shared_task(bind=True, name="services.worker.tasks.retrain_ctr")
 def retrain_ctr(self, profile: str | None = None) -> dict[str, Any]:
-    from shared.training.retrain import retrain_and_deploy
+    from shared.learning.retrain import retrain_and_deploy
 
     settings, engine, client = runtime()
     return retrain_and_deploy(engine, settings, "ctr_model", client, request_id=self.request.id, profile=profile,
@@ -62,7 +62,7 @@ def retrain_ctr(self, profile: str | None = None) -> dict[str, Any]:
 
 @shared_task(name="services.worker.tasks.refresh_embeddings")
 def refresh_embeddings(entity_type: str = "product") -> dict[str, Any]:
-    from shared.embeddings_job import refresh_embeddings as run_refresh
+    from shared.learning.embeddings_job import refresh_embeddings as run_refresh
 
     _, engine, client = runtime()
     return {"entity_type": entity_type, "embedded": run_refresh(engine, client, entity_type)}
@@ -70,7 +70,7 @@ def refresh_embeddings(entity_type: str = "product") -> dict[str, Any]:
 
 @shared_task(name="services.worker.tasks.materialize_features")
 def materialize_features() -> dict[str, int]:
-    from shared.feature_jobs import materialize_features as run_materialize
+    from shared.learning.feature_jobs import materialize_features as run_materialize
 
     _, engine, _ = runtime()
     return run_materialize(engine)
@@ -79,7 +79,7 @@ def materialize_features() -> dict[str, int]:
 @shared_task(name="services.worker.tasks.rollback_model")
 def rollback_model(model_name: str) -> dict[str, Any]:
     """Sets the newest version aside so the previous one serves again."""
-    from shared.model_registry import rollback
+    from shared.learning.registry import rollback
 
     settings, engine, client = runtime()
     version = rollback(engine, settings.model_repository, client, model_name, settings.triton_instance_kind)

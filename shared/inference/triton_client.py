@@ -1,0 +1,185 @@
+"""The one Triton client of the platform (the only module that imports tritonclient).
+
+Every failure to get an answer (server down, model not loaded, deadline passed) becomes
+``shared.core.errors.ModelUnavailable`` so callers can degrade to a fallback."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tritonclient.grpc as grpcclient
+from google.protobuf import json_format, text_format
+from tritonclient.grpc import model_config_pb2
+from tritonclient.utils import InferenceServerException
+
+from shared.core.errors import ModelUnavailable
+from shared.core.observability import MODEL_LATENCY
+
+ENCODER = "text_encoder"
+EMBEDDING_DIM = 384
+MAX_BATCH = 64  # max_batch_size in triton_models/*/config.pbtxt
+
+
+@dataclass(frozen=True)
+class ClassifyResult:
+    logits: np.ndarray  # [n, labels]
+    probs: np.ndarray  # [n, labels]; calibrated sigmoid for one label, softmax otherwise
+    labels: list[str] | None  # top label per text, for models with a LABEL output
+    model_version: int
+
+
+class TritonClient:
+    """Thread-safe: one gRPC channel shared by all threads (tritonclient documents every method used here as
+    thread-safe; only streaming is not). ``model_repository`` lets ``load_model(..., instance_kind=...)`` read the
+    committed config.pbtxt; without it the override is built from the config the server is serving."""
+
+    def __init__(self, url: str, timeout_s: float = 5.0, model_repository: Path | None = None):
+        self.url = url
+        self.timeout_s = timeout_s
+        self.model_repository = Path(model_repository) if model_repository else None
+        self._lock = threading.Lock()
+        self._grpc: grpcclient.InferenceServerClient | None = None
+
+    @property
+    def _client(self) -> grpcclient.InferenceServerClient:
+        if self._grpc is None:
+            with self._lock:
+                if self._grpc is None:
+                    self._grpc = grpcclient.InferenceServerClient(self.url)
+        return self._grpc
+
+    def close(self) -> None:
+        with self._lock:
+            if self._grpc is not None:
+                self._grpc.close()
+                self._grpc = None
+
+    def __enter__(self) -> "TritonClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _infer(self, model: str, texts: list[str], outputs: list[str]):
+        data = np.array([t.encode("utf-8") for t in texts], dtype=np.object_).reshape(-1, 1)
+        tensor = grpcclient.InferInput("TEXT", list(data.shape), "BYTES")
+        tensor.set_data_from_numpy(data)
+        started = time.perf_counter()
+        try:
+            return self._client.infer(
+                model, [tensor], outputs=[grpcclient.InferRequestedOutput(o) for o in outputs],
+                client_timeout=self.timeout_s,
+            )
+        except InferenceServerException as exc:
+            raise ModelUnavailable(model, exc.message() or str(exc)) from exc
+        finally:
+            MODEL_LATENCY.labels(model).observe(time.perf_counter() - started)
+
+    @staticmethod
+    def _output(model: str, result, name: str) -> np.ndarray:
+        array = result.as_numpy(name)
+        if array is None:
+            raise ModelUnavailable(model, f"answer without output {name}")
+        return array
+
+    def _chunks(self, texts: list[str]) -> list[list[str]]:
+        """Requests of at most MAX_BATCH texts: the models' max_batch_size; Triton rejects bigger ones."""
+        return [texts[i:i + MAX_BATCH] for i in range(0, len(texts), MAX_BATCH)]
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """[n, 384] float32, L2-normalised."""
+        if not texts:
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        parts = [self._output(ENCODER, self._infer(ENCODER, chunk, ["EMBEDDING"]), "EMBEDDING")
+                 for chunk in self._chunks(texts)]
+        return np.concatenate(parts)
+
+    def classify(self, model: str, texts: list[str], with_labels: bool | None = None) -> ClassifyResult:
+        """Scores texts with a sequence classifier; asks for LABEL when the model is the intent classifier or
+        ``with_labels`` says so. ``model_version`` is the version that answered (the last one, if a long list
+        was split across a version switch)."""
+        want_labels = with_labels if with_labels is not None else model == "intent_classifier"
+        outputs = ["LOGITS", "PROBS"] + (["LABEL"] if want_labels else [])
+        logits, probs, labels, version = [], [], [] if want_labels else None, 0
+        for chunk in self._chunks(texts):
+            result = self._infer(model, chunk, outputs)
+            logits.append(self._output(model, result, "LOGITS"))
+            probs.append(self._output(model, result, "PROBS"))
+            if labels is not None:
+                labels.extend(x.decode() if isinstance(x, bytes) else str(x)
+                              for x in self._output(model, result, "LABEL").reshape(-1))
+            version = int(result.get_response().model_version or 0)
+        if not texts:
+            return ClassifyResult(np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), labels, version)
+        return ClassifyResult(np.concatenate(logits), np.concatenate(probs), labels, version)
+
+    # -- server and model control ----------------------------------------------------------------
+    def is_ready(self) -> bool:
+        try:
+            return bool(self._client.is_server_ready(client_timeout=self.timeout_s))
+        except InferenceServerException:
+            return False
+
+    def is_model_ready(self, name: str, version: int | None = None) -> bool:
+        try:
+            return bool(self._client.is_model_ready(name, "" if version is None else str(version),
+                                                    client_timeout=self.timeout_s))
+        except InferenceServerException:
+            return False
+
+    def ready_versions(self, name: str) -> list[int]:
+        try:
+            index = self._client.get_model_repository_index(as_json=True, client_timeout=self.timeout_s)
+        except InferenceServerException as exc:
+            raise ModelUnavailable(name, str(exc)) from exc
+        return sorted(int(m["version"]) for m in index.get("models", [])
+                      if m.get("name") == name and m.get("state") == "READY" and m.get("version"))
+
+    def load_model(self, name: str, config_json: str | None = None, *, instance_kind: str | None = None,
+                   timeout_s: float = 300) -> None:
+        """Loads (or reloads) a model: the newest version folder serves, older ones unload (version policy).
+        ``config_json`` replaces config.pbtxt for this load; ``instance_kind`` (KIND_CPU / KIND_GPU) builds that
+        override from the committed config with every instance group switched to that kind."""
+        if config_json is None and instance_kind is not None:
+            config_json = self._config_with_kind(name, instance_kind)
+        try:
+            kwargs = {"config": config_json} if config_json else {}
+            self._client.load_model(name, client_timeout=timeout_s, **kwargs)
+        except InferenceServerException as exc:
+            raise ModelUnavailable(name, f"load failed: {exc.message() or exc}") from exc
+
+    def _config_with_kind(self, name: str, instance_kind: str) -> str | None:
+        if self.model_repository is not None:
+            return config_for_instance_kind(self.model_repository / name / "config.pbtxt", instance_kind)
+        try:  # the config the server serves now (known only while the model is loaded)
+            served = self._client.get_model_config(name, client_timeout=self.timeout_s).config
+        except InferenceServerException:
+            return None  # not loaded yet: the committed config (KIND_CPU) applies
+        return _switch_kind(served, instance_kind)
+
+    def unload_model(self, name: str) -> None:
+        try:
+            self._client.unload_model(name, client_timeout=self.timeout_s)
+        except InferenceServerException as exc:
+            raise ModelUnavailable(name, f"unload failed: {exc.message() or exc}") from exc
+
+
+def config_for_instance_kind(config_pbtxt: Path, instance_kind: str) -> str | None:
+    """The model config as JSON with every instance group switched to ``instance_kind`` (e.g. KIND_GPU),
+    or None when the committed config already uses it."""
+    config = text_format.Parse(Path(config_pbtxt).read_text(), model_config_pb2.ModelConfig())
+    return _switch_kind(config, instance_kind)
+
+
+def _switch_kind(config: model_config_pb2.ModelConfig, instance_kind: str) -> str | None:
+    kind = model_config_pb2.ModelInstanceGroup.Kind.Value(instance_kind)
+    if all(group.kind == kind for group in config.instance_group):
+        return None
+    for group in config.instance_group:
+        group.kind = kind
+        if kind != model_config_pb2.ModelInstanceGroup.KIND_GPU:
+            del group.gpus[:]  # a served GPU config lists device ids; CPU instances must not
+    return json_format.MessageToJson(config, preserving_proto_field_name=True)

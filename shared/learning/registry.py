@@ -1,0 +1,280 @@
+"""Model versions: publish atomically into the Triton repository, deploy (load + warm up + verify), roll back.
+
+The Triton repository holds ``<repo>/<model>/<N>/`` folders (model.py, hf/, meta.json); the ``model_versions``
+table records every version with its params, metrics, dataset and status
+(training -> candidate -> serving -> retired, or failed). A version folder appears only complete: it is built in
+``<model>/.tmp-<uuid>/``, fsynced, then renamed. Triton runs in explicit model-control mode with
+``version_policy latest 1``, so loading a model makes its newest folder serve, and a failed load keeps the
+old version serving; folders that failed or were rolled back are renamed aside (``.failed-<N>``, ``.retired-<N>``).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Engine, func, select, text, update
+
+from shared.store.schema import ModelVersion
+from shared.core.errors import FailedPrecondition, ModelUnavailable
+
+log = logging.getLogger(__name__)
+Backend = Literal["text_encoder", "sequence_classifier"]
+# the one Triton model.py of every version; it computes what the model's config.pbtxt outputs ask for
+MODEL_PY = Path(__file__).resolve().parents[1] / "inference" / "backend_model.py"
+_ASIDE = re.compile(r"^\.(?:retired|failed)-(\d+)")
+WARMUP_TEXT = "warm up request"
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    model_name: str
+    version: int
+    path: Path
+    registry_id: int
+    metrics: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def _folder_versions(model_dir: Path, include_aside: bool = False) -> list[int]:
+    if not model_dir.is_dir():
+        return []
+    found = []
+    for child in model_dir.iterdir():
+        if child.is_dir() and child.name.isdigit():
+            found.append(int(child.name))
+        elif include_aside and (m := _ASIDE.match(child.name)):
+            found.append(int(m.group(1)))
+    return sorted(found)
+
+
+def latest_version(repo: Path, model_name: str) -> int | None:
+    """The newest published version folder of a model (what Triton serves after a load), or None."""
+    versions = _folder_versions(Path(repo) / model_name)
+    return versions[-1] if versions else None
+
+
+def read_meta(repo: Path, model_name: str, version: int) -> dict[str, Any]:
+    return json.loads((Path(repo) / model_name / str(version) / "meta.json").read_text())
+
+
+def _fsync_tree(root: Path) -> None:
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(dirpath, name), "rb") as f:
+                os.fsync(f.fileno())
+        _fsync_dir(Path(dirpath))
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _allocate(engine: Engine, model_dir: Path, model_name: str, row: dict[str, Any]) -> tuple[int, int]:
+    """Next version = 1 + max(folders on disk incl. set-aside ones, registry versions), reserved by inserting the
+    registry row under a per-model advisory lock (the unique (model_name, version) constraint backs it up)."""
+    with engine.begin() as conn:
+        conn.execute(text("select pg_advisory_xact_lock(hashtext(:k))"), {"k": f"model_registry:{model_name}"})
+        in_db = conn.execute(select(func.max(ModelVersion.version)).where(ModelVersion.model_name == model_name))
+        version = max([0, in_db.scalar() or 0, *_folder_versions(model_dir, include_aside=True)]) + 1
+        registry_id = conn.execute(
+            ModelVersion.__table__.insert().values(model_name=model_name, version=version, status="training",
+                                                   path=str(model_dir / str(version)), **row)
+            .returning(ModelVersion.id)
+        ).scalar_one()
+    return version, registry_id
+
+
+def _set_status(engine: Engine, registry_id: int, status: str, **values: Any) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(ModelVersion).where(ModelVersion.id == registry_id).values(status=status, **values))
+
+
+def publish_version(
+    engine: Engine,
+    repo: Path,
+    model_name: str,
+    build: Callable[[Path], dict[str, Any]],
+    backend: Backend,
+    params: dict[str, Any],
+    metrics: dict[str, Any],
+    dataset: dict[str, Any],
+) -> PublishedVersion:
+    """Writes a new version folder atomically and records it as a ``candidate`` in the registry.
+
+    ``build(folder)`` writes ``folder/hf`` and returns meta fields (labels, calibration, max_length, ...);
+    this function adds model.py and meta.json. On any failure no ``<N>/`` folder appears and the row is ``failed``."""
+    if backend not in ("text_encoder", "sequence_classifier"):
+        raise ValueError(f"backend must be 'text_encoder' or 'sequence_classifier', got {backend!r}")
+    model_dir = Path(repo).resolve() / model_name
+    model_dir.mkdir(parents=True, exist_ok=True)
+    row = {"backbone": params.get("backbone"), "mode": params.get("mode"), "params": params, "metrics": metrics,
+           "dataset": dataset}
+    version, registry_id = _allocate(engine, model_dir, model_name, row)
+    tmp = model_dir / f".tmp-{uuid.uuid4().hex}"
+    final = model_dir / str(version)
+    try:
+        tmp.mkdir()
+        meta = dict(build(tmp) or {})
+        if not (tmp / "hf").is_dir():
+            raise FailedPrecondition(f"build for {model_name} wrote no hf/ folder")
+        shutil.copyfile(MODEL_PY, tmp / "model.py")
+        meta.update(model_name=model_name, version=version, registry_id=registry_id, metrics=metrics,
+                    backbone=params.get("backbone"), mode=params.get("mode"), backend=backend)
+        meta.setdefault("labels", None)
+        meta.setdefault("calibration", None)
+        meta.setdefault("max_length", 64)
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+        _fsync_tree(tmp)
+        os.rename(tmp, final)  # atomic on one filesystem; fails if the folder exists
+        _fsync_dir(model_dir)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _set_status(engine, registry_id, "failed", metrics={**metrics, "error": f"publish failed: {exc!r}"[:500]})
+        raise
+    _set_status(engine, registry_id, "candidate", published_at=datetime.now(timezone.utc))
+    log.info("published %s v%d at %s", model_name, version, final)
+    return PublishedVersion(model_name, version, final, registry_id, metrics)
+
+
+def _registry_row(engine: Engine, model_name: str, version: int, path: Path | None) -> int:
+    """The id of a version's registry row, adopting a folder the registry doesn't know (e.g. a fresh database)."""
+    with engine.begin() as conn:
+        found = conn.execute(select(ModelVersion.id).where(ModelVersion.model_name == model_name,
+                                                           ModelVersion.version == version)).scalar()
+        if found is not None:
+            return int(found)
+        meta = {}
+        if path is not None and (path / "meta.json").is_file():
+            meta = json.loads((path / "meta.json").read_text())
+        return int(conn.execute(ModelVersion.__table__.insert().values(
+            model_name=model_name, version=version, status="candidate", backbone=meta.get("backbone"),
+            mode=meta.get("mode"), metrics=meta.get("metrics") or {}, params={"adopted_from_folder": True},
+            dataset={}, path=str(path) if path else None, published_at=datetime.now(timezone.utc),
+        ).returning(ModelVersion.id)).scalar_one())
+
+
+def _mark_serving(engine: Engine, model_name: str, registry_id: int) -> None:
+    with engine.begin() as conn:
+        conn.execute(update(ModelVersion).where(ModelVersion.model_name == model_name,
+                                                ModelVersion.status == "serving", ModelVersion.id != registry_id)
+                     .values(status="retired"))
+        conn.execute(update(ModelVersion).where(ModelVersion.id == registry_id).values(status="serving"))
+
+
+def _warm_up_and_verify(client, model_name: str, version: int) -> None:
+    if model_name == "text_encoder":
+        client.embed([WARMUP_TEXT])
+    else:
+        result = client.classify(model_name, [WARMUP_TEXT])
+        if result.model_version and result.model_version != version:
+            raise ModelUnavailable(model_name, f"answered as v{result.model_version}, expected v{version}")
+    ready = client.ready_versions(model_name)
+    if version not in ready:
+        raise ModelUnavailable(model_name, f"v{version} not ready after load (ready: {ready})")
+
+
+def deploy(client, engine: Engine, model_name: str, version: int, instance_kind: str = "KIND_CPU",
+           repo: Path | None = None) -> PublishedVersion:
+    """Loads ``model_name`` into Triton (its newest folder, which must be ``version``; ``repo`` defaults to where
+    the registry says it was published, else settings), warms it up with one request, checks that ``version`` serves, then marks it ``serving`` and the previous serving row ``retired``.
+
+    If the load fails, the version is marked ``failed``, its folder is renamed to ``.failed-<N>`` (so no later
+    load or restart picks it up) and the previous version keeps serving; ModelUnavailable is raised."""
+    from shared.inference.triton_client import config_for_instance_kind
+
+    repo = repo or _repo_of(engine, model_name, version)
+    model_dir = Path(repo).resolve() / model_name
+    newest = latest_version(model_dir.parent, model_name)
+    if newest != version:
+        raise FailedPrecondition(f"{model_name}: can only deploy the newest folder v{newest}, asked for v{version}")
+    path = model_dir / str(version)
+    registry_id = _registry_row(engine, model_name, version, path)
+    try:
+        client.load_model(model_name, config_for_instance_kind(model_dir / "config.pbtxt", instance_kind))
+        _warm_up_and_verify(client, model_name, version)
+    except ModelUnavailable as exc:
+        aside = _unique_aside(model_dir, "failed", version)
+        os.rename(path, aside)
+        _set_status(engine, registry_id, "failed", path=str(aside))
+        log.error("%s v%d failed to load, moved to %s: %s", model_name, version, aside, exc)
+        _reload_previous(client, model_name, model_dir, instance_kind)
+        raise ModelUnavailable(model_name, f"v{version} failed to deploy ({exc.message}); previous version kept") \
+            from exc
+    _mark_serving(engine, model_name, registry_id)
+    log.info("%s v%d serving (%s)", model_name, version, instance_kind)
+    return PublishedVersion(model_name, version, path, registry_id)
+
+
+def _repo_of(engine: Engine, model_name: str, version: int) -> Path:
+    """The repository a registered version was published into (its row's path), else the configured one."""
+    with engine.connect() as conn:
+        path = conn.execute(select(ModelVersion.path).where(ModelVersion.model_name == model_name,
+                                                            ModelVersion.version == version)).scalar()
+    if path and Path(path).name == str(version):
+        return Path(path).parent.parent
+    from shared.core.settings import Settings
+
+    return Settings().model_repository
+
+
+def _unique_aside(model_dir: Path, kind: str, version: int) -> Path:
+    aside = model_dir / f".{kind}-{version}"
+    return aside if not aside.exists() else model_dir / f".{kind}-{version}-{uuid.uuid4().hex[:8]}"
+
+
+def _reload_previous(client, model_name: str, model_dir: Path, instance_kind: str) -> None:
+    """After a failed load the old version normally still serves; if the server lost it, load what is newest now."""
+    from shared.inference.triton_client import config_for_instance_kind
+
+    if client.is_model_ready(model_name) or latest_version(model_dir.parent, model_name) is None:
+        return
+    try:
+        client.load_model(model_name, config_for_instance_kind(model_dir / "config.pbtxt", instance_kind))
+    except ModelUnavailable as exc:
+        log.error("%s: reloading the previous version failed too: %s", model_name, exc)
+
+
+def rollback(engine: Engine, repo: Path, client, model_name: str, instance_kind: str = "KIND_CPU") -> int:
+    """Sets the newest version folder aside (``.retired-<N>``) so the one before it serves; returns that version.
+    With ``client`` None only the repository and registry change (the next load serves the older version)."""
+    model_dir = Path(repo).resolve() / model_name
+    versions = _folder_versions(model_dir)
+    if len(versions) < 2:
+        raise FailedPrecondition(f"{model_name}: nothing to roll back to (versions on disk: {versions})")
+    current, previous = versions[-1], versions[-2]
+    aside = _unique_aside(model_dir, "retired", current)
+    os.rename(model_dir / str(current), aside)
+    _fsync_dir(model_dir)
+    current_id = _registry_row(engine, model_name, current, None)
+    previous_id = _registry_row(engine, model_name, previous, model_dir / str(previous))
+    _set_status(engine, current_id, "retired", path=str(aside))
+    if client is not None:
+        from shared.inference.triton_client import config_for_instance_kind
+
+        client.load_model(model_name, config_for_instance_kind(model_dir / "config.pbtxt", instance_kind))
+        _warm_up_and_verify(client, model_name, previous)
+        _mark_serving(engine, model_name, previous_id)
+    else:
+        _set_status(engine, previous_id, "candidate")
+    log.info("%s rolled back from v%d to v%d", model_name, current, previous)
+    return previous
+
+
+def registry_rows(engine: Engine, model_name: str) -> list[dict[str, Any]]:
+    """Every registry row of a model, newest first (for the CLI, tests and the evaluation gate)."""
+    with engine.connect() as conn:
+        rows = conn.execute(select(ModelVersion.__table__).where(ModelVersion.model_name == model_name)
+                            .order_by(ModelVersion.version.desc())).mappings().all()
+    return [dict(r) for r in rows]

@@ -1,0 +1,270 @@
+"""The feature store schema: one Postgres database shared by ads, recs, chat and the jobs.
+
+Ids are text chosen by the shop (or the demo generator). Money is ``*_micros`` (bigint, millionths of a currency
+unit) plus an ISO currency code. Free-form extras live in ``attributes``/``properties`` jsonb columns. The Alembic
+migrations in ``shared/store/migrations`` must match these models (a test autogenerates a diff and expects none).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pgvector.sqlalchemy import Vector
+from sqlalchemy import (
+    BigInteger, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text,
+    UniqueConstraint, func,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+EMBEDDING_DIM = 384
+EVENT_TYPES = ("impression", "click", "view", "cart", "purchase", "search", "chat_feedback")
+ORDER_STATUSES = ("placed", "shipped", "delivered", "cancelled", "return_requested", "refunded")
+MODEL_STATUSES = ("training", "candidate", "serving", "retired", "rejected", "failed")
+CAMPAIGN_STATUSES = ("active", "paused", "ended")
+AD_STATUSES = ("active", "paused")
+MESSAGE_ROLES = ("user", "assistant")
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} in ({', '.join(repr(v) for v in values)})"
+
+
+def _now() -> Any:
+    return mapped_column(DateTime(timezone=True), server_default=func.now(), nullable=False)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+    type_annotation_map = {dict[str, Any]: JSONB, list[str]: JSONB, datetime: DateTime(timezone=True)}
+
+
+class User(Base):
+    __tablename__ = "users"
+    user_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    segment: Mapped[str | None] = mapped_column(Text)
+    country: Mapped[str | None] = mapped_column(String(2))
+    created_at: Mapped[datetime] = _now()
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}", nullable=False)
+
+
+class Product(Base):
+    __tablename__ = "products"
+    __table_args__ = (CheckConstraint("price_micros >= 0", name="price_non_negative"),
+                      Index(None, "category"))
+    product_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(Text)
+    brand: Mapped[str | None] = mapped_column(Text)
+    price_micros: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3), server_default="USD")
+    in_stock: Mapped[bool] = mapped_column(Boolean, server_default="true")
+    stock: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = _now()
+    attributes: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}", nullable=False)
+
+
+class Campaign(Base):
+    __tablename__ = "campaigns"
+    __table_args__ = (CheckConstraint(_in("status", CAMPAIGN_STATUSES), name="status"),)
+    campaign_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    advertiser: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(Text)
+    daily_budget_micros: Mapped[int | None] = mapped_column(BigInteger)
+    total_budget_micros: Mapped[int | None] = mapped_column(BigInteger)
+    spent_micros: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    start_at: Mapped[datetime | None]
+    end_at: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(Text, server_default="active")
+
+
+class Ad(Base):
+    __tablename__ = "ads"
+    __table_args__ = (CheckConstraint(_in("status", AD_STATUSES), name="status"),
+                      CheckConstraint("bid_micros >= 0", name="bid_non_negative"),
+                      Index(None, "campaign_id"))
+    ad_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.campaign_id", ondelete="CASCADE"))
+    product_id: Mapped[str | None] = mapped_column(ForeignKey("products.product_id", ondelete="SET NULL"))
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    category: Mapped[str | None] = mapped_column(Text)
+    keywords: Mapped[list[str]] = mapped_column(JSONB, server_default="[]", nullable=False)
+    target_segments: Mapped[list[str]] = mapped_column(JSONB, server_default="[]", nullable=False)
+    bid_micros: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(Text, server_default="active")
+    frequency_cap_per_day: Mapped[int | None] = mapped_column(Integer)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (CheckConstraint(_in("status", ORDER_STATUSES), name="status"),
+                      Index(None, "user_id", "created_at"))
+    order_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.user_id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(Text, server_default="placed")
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+    total_micros: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3), server_default="USD")
+    tracking_number: Mapped[str | None] = mapped_column(Text)
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+    order_id: Mapped[str] = mapped_column(ForeignKey("orders.order_id", ondelete="CASCADE"), primary_key=True)
+    product_id: Mapped[str] = mapped_column(ForeignKey("products.product_id"), primary_key=True)
+    quantity: Mapped[int] = mapped_column(Integer, server_default="1")
+    price_micros: Mapped[int] = mapped_column(BigInteger)
+
+
+class EventColumns:
+    """What an event says; shared by ``events`` and ``events_quarantine`` so the two can never drift apart."""
+
+    type: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str | None] = mapped_column(Text)
+    product_id: Mapped[str | None] = mapped_column(Text)
+    ad_id: Mapped[str | None] = mapped_column(Text)
+    impression_id: Mapped[str | None] = mapped_column(Text)
+    placement_id: Mapped[str | None] = mapped_column(Text)
+    session_id: Mapped[str | None] = mapped_column(Text)
+    query: Mapped[str | None] = mapped_column(Text)
+    conversation_id: Mapped[str | None] = mapped_column(Text)
+    rating: Mapped[int | None] = mapped_column(Integer)
+    quantity: Mapped[int | None] = mapped_column(Integer)
+    price_micros: Mapped[int | None] = mapped_column(BigInteger)
+    occurred_at: Mapped[datetime]
+    properties: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}", nullable=False)
+
+
+class Event(EventColumns, Base):
+    """Behaviour and feedback. ``event_id`` is the client's id: ingestion is idempotent on it.
+
+    No foreign keys on purpose: events arrive fast and dirty; ``FeatureStore.ingest_events`` validates ids up front and the
+    cleaning job quarantines what slipped through."""
+
+    __tablename__ = "events"
+    __table_args__ = (Index(None, "user_id", "occurred_at"), Index(None, "type", "occurred_at"),
+                      Index(None, "impression_id"), Index(None, "product_id"))
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    event_id: Mapped[str] = mapped_column(Text, unique=True)
+    received_at: Mapped[datetime] = _now()
+
+
+class QuarantinedEvent(EventColumns, Base):
+    """Events the cleaning job removed from ``events``: same columns plus the rule that caught them."""
+
+    __tablename__ = "events_quarantine"
+    __table_args__ = (Index(None, "rule"), Index(None, "report_id"))
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    event_id: Mapped[str] = mapped_column(Text)
+    received_at: Mapped[datetime]
+    rule: Mapped[str] = mapped_column(Text)
+    report_id: Mapped[int | None] = mapped_column(BigInteger)
+    quarantined_at: Mapped[datetime] = _now()
+
+
+class Feature(Base):
+    __tablename__ = "features"
+    entity_type: Mapped[str] = mapped_column(Text, primary_key=True)
+    entity_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, primary_key=True)
+    value: Mapped[Any] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = _now()
+
+
+class Embedding(Base):
+    __tablename__ = "embeddings"
+    __table_args__ = (Index("ix_embeddings_vector_hnsw", "vector", postgresql_using="hnsw",
+                            postgresql_ops={"vector": "vector_cosine_ops"}),)
+    entity_type: Mapped[str] = mapped_column(Text, primary_key=True)
+    entity_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    model_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    model_version: Mapped[int] = mapped_column(Integer)
+    vector: Mapped[Any] = mapped_column(Vector(EMBEDDING_DIM))
+    updated_at: Mapped[datetime] = _now()
+
+
+class ModelVersion(Base):
+    """The model registry: one row per trained version, whatever became of it."""
+
+    __tablename__ = "model_versions"
+    __table_args__ = (UniqueConstraint("model_name", "version"),
+                      CheckConstraint(_in("status", MODEL_STATUSES), name="status"))
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(Text)
+    version: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(Text, server_default="training")
+    backbone: Mapped[str | None] = mapped_column(Text)
+    mode: Mapped[str | None] = mapped_column(Text)
+    params: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}", nullable=False)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}", nullable=False)
+    dataset: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}", nullable=False)
+    path: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = _now()
+    published_at: Mapped[datetime | None]
+
+
+class DataQualityReport(Base):
+    __tablename__ = "data_quality_reports"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = _now()
+    source: Mapped[str] = mapped_column(Text)
+    rows_in: Mapped[int] = mapped_column(BigInteger)
+    rows_kept: Mapped[int] = mapped_column(BigInteger)
+    rows_dropped: Mapped[int] = mapped_column(BigInteger)
+    issues: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}", nullable=False)
+    samples: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}", nullable=False)
+    task_id: Mapped[str | None] = mapped_column(Text)
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (Index(None, "user_id", "updated_at"),)
+    conversation_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.user_id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(Text, server_default="open")
+    handoff: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    created_at: Mapped[datetime] = _now()
+    updated_at: Mapped[datetime] = _now()
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (CheckConstraint(_in("role", MESSAGE_ROLES), name="role"),
+                      Index(None, "conversation_id", "created_at"))
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.conversation_id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    intent: Mapped[str | None] = mapped_column(Text)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    created_at: Mapped[datetime] = _now()
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSONB, server_default="{}", nullable=False)
+
+
+class FaqEntry(Base):
+    __tablename__ = "faq_entries"
+    faq_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    question: Mapped[str] = mapped_column(Text)
+    answer: Mapped[str] = mapped_column(Text)
+    intent: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(JSONB, server_default="[]", nullable=False)
+
+
+class IntentExample(Base):
+    __tablename__ = "intent_examples"
+    __table_args__ = (Index(None, "intent"),)
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    text: Mapped[str] = mapped_column(Text)
+    intent: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(Text, server_default="demo")
