@@ -8,6 +8,7 @@ recs_ranker on up to 64 candidates, SendMessage -> intent_classifier on the mess
 
     .venv/bin/python bench/serving.py [--requests 200] [--concurrency 8]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,12 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from protos.ads.v1 import ads_pb2, ads_pb2_grpc  # noqa: E402
 from protos.chat.v1 import chat_pb2, chat_pb2_grpc  # noqa: E402
 from protos.recs.v1 import recs_pb2, recs_pb2_grpc  # noqa: E402
-from shared.demo_shop import DEMO_USER_ID  # noqa: E402
 from shared.core.settings import Settings  # noqa: E402
+from shared.demo_shop import DEMO_USER_ID  # noqa: E402
 
 
 def timed(call, n: int, concurrency: int) -> dict:
     """p50/p99 latency (ms) and throughput of ``n`` calls from ``concurrency`` threads."""
+
     def one(_):
         started = time.perf_counter()
         call()
@@ -45,18 +47,25 @@ def timed(call, n: int, concurrency: int) -> dict:
     with ThreadPoolExecutor(concurrency) as pool:
         latencies = list(pool.map(one, range(n)))
     wall = time.perf_counter() - started
-    return {"mean_ms": round(statistics.fmean(latencies), 2), "p50_ms": round(statistics.median(latencies), 2),
-            "p99_ms": round(float(np.percentile(latencies, 99)), 2),
-            "rps": round(n / wall, 1), "n": n, "concurrency": concurrency}
+    return {
+        "mean_ms": round(statistics.fmean(latencies), 2),
+        "p50_ms": round(statistics.median(latencies), 2),
+        "p99_ms": round(float(np.percentile(latencies, 99)), 2),
+        "rps": round(n / wall, 1),
+        "n": n,
+        "concurrency": concurrency,
+    }
 
 
 def model_seconds(port: int, model: str) -> tuple[float, float]:
     """(sum of seconds, count) of the service's Triton calls to ``model`` so far."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
         body = reply.read().decode()
+
     def value(kind: str) -> float:
         found = re.search(rf'ecomai_model_call_seconds_{kind}{{model="{model}"}} ([0-9.e+-]+)', body)
         return float(found.group(1)) if found else 0.0
+
     return value("sum"), value("count")
 
 
@@ -72,12 +81,27 @@ def main() -> int:
 
     offset = s.metrics_port_offset
     cases = {
-        "ads.RankAds": (lambda: ads.RankAds(ads_pb2.RankAdsRequest(
-            user_id=DEMO_USER_ID, placement_id="home_top", max_ads=3), timeout=60), s.ads_port, "ctr_model"),
-        "recs.Recommend": (lambda: recs.Recommend(recs_pb2.RecommendRequest(user_id=DEMO_USER_ID, k=10), timeout=60),
-                           s.recs_port, "recs_ranker"),
-        "chat.SendMessage": (lambda: list(chat.SendMessage(chat_pb2.SendMessageRequest(
-            user_id=DEMO_USER_ID, text="where is my order?"), timeout=60)), s.chat_port, "intent_classifier"),
+        "ads.RankAds": (
+            lambda: ads.RankAds(
+                ads_pb2.RankAdsRequest(user_id=DEMO_USER_ID, placement_id="home_top", max_ads=3), timeout=60
+            ),
+            s.ads_port,
+            "ctr_model",
+        ),
+        "recs.Recommend": (
+            lambda: recs.Recommend(recs_pb2.RecommendRequest(user_id=DEMO_USER_ID, k=10), timeout=60),
+            s.recs_port,
+            "recs_ranker",
+        ),
+        "chat.SendMessage": (
+            lambda: list(
+                chat.SendMessage(
+                    chat_pb2.SendMessageRequest(user_id=DEMO_USER_ID, text="where is my order?"), timeout=60
+                )
+            ),
+            s.chat_port,
+            "intent_classifier",
+        ),
     }
     results = {}
     for name, (call, port, model) in cases.items():
@@ -89,17 +113,23 @@ def main() -> int:
             calls = after[1] - before[1]
             model_ms = (after[0] - before[0]) / calls * 1000 if calls else float("nan")
             results[f"{name} c={concurrency}"] = {
-                "service": svc, "triton_model": model, "triton_mean_ms": round(model_ms, 2),
+                "service": svc,
+                "triton_model": model,
+                "triton_mean_ms": round(model_ms, 2),
                 "overhead_mean_ms": round(svc["mean_ms"] - model_ms, 2),
                 "triton_share": round(model_ms / svc["mean_ms"], 3),
             }
     print(json.dumps(results, indent=1))
-    print(f"\n{'case':24} {'p50 ms':>9} {'p99 ms':>9} {'rps':>7} {'triton mean ms':>15} {'overhead ms':>12}"
-          f" {'triton share':>13}")
+    print(
+        f"\n{'case':24} {'p50 ms':>9} {'p99 ms':>9} {'rps':>7} {'triton mean ms':>15} {'overhead ms':>12}"
+        f" {'triton share':>13}"
+    )
     for case, r in results.items():
         svc = r["service"]
-        print(f"{case:24} {svc['p50_ms']:>9} {svc['p99_ms']:>9} {svc['rps']:>7} {r['triton_mean_ms']:>15}"
-              f" {r['overhead_mean_ms']:>12} {r['triton_share']:>13}")
+        print(
+            f"{case:24} {svc['p50_ms']:>9} {svc['p99_ms']:>9} {svc['rps']:>7} {r['triton_mean_ms']:>15}"
+            f" {r['overhead_mean_ms']:>12} {r['triton_share']:>13}"
+        )
     return 0
 
 

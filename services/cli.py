@@ -1,4 +1,5 @@
 """`ecomai`: the one command-line entry point of the platform."""
+
 from __future__ import annotations
 
 import argparse
@@ -44,8 +45,8 @@ def _seed(args, settings: Settings) -> int:
 
 def _import(args, settings: Settings) -> int:
     from services.platform import database
-    from shared.store.engine import make_engine
     from shared.core.errors import ImportRejected
+    from shared.store.engine import make_engine
     from shared.store.importer import import_shop
 
     with database(settings, keep_running=False) as url:
@@ -121,13 +122,18 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--model", choices=MODEL_NAMES)
     train.add_argument("--profile", choices=["tiny", "small", "full"])
     train.set_defaults(fn=_train)
-    prepare = sub.add_parser("prepare", help="train missing models and load them into a running Triton "
-                             "(ECOMAI_TRITON_HOST), refresh embeddings and features")
+    prepare = sub.add_parser(
+        "prepare",
+        help="train missing models and load them into a running Triton "
+        "(ECOMAI_TRITON_HOST), refresh embeddings and features",
+    )
     prepare.add_argument("--demo", action="store_true", help="seed the demo shop if the database is empty")
     prepare.set_defaults(fn=_prepare)
-    for task, text in (("retrain", "fine-tune a new version of a model on the worker and deploy it"),
-                       ("rollback", "serve the previous version of a model again"),
-                       ("clean", "clean the events now and store a quality report")):
+    for task, text in (
+        ("retrain", "fine-tune a new version of a model on the worker and deploy it"),
+        ("rollback", "serve the previous version of a model again"),
+        ("clean", "clean the events now and store a quality report"),
+    ):
         p = sub.add_parser(task, help=text + " (a Celery task)")
         if task != "clean":
             p.add_argument("model", choices=MODEL_NAMES)

@@ -1,6 +1,7 @@
 """Composition roots: build each service from settings, an engine and a Triton client, and serve it.
 
 Nothing heavy happens at import time; tests build the same objects with their own settings."""
+
 from __future__ import annotations
 
 import logging
@@ -27,12 +28,12 @@ from services.events_servicer import EventServicer
 from services.recs.recommender import Recommender
 from services.recs.recs_store import RecsStore
 from services.recs.servicer import RecommendationServicer
-from shared.store.engine import make_engine
-from shared.store.feature_store import FeatureStore
 from shared.core.grpc_server import ServiceBinding, build_server
 from shared.core.observability import serve_metrics, setup_logging
 from shared.core.settings import Settings
 from shared.inference.triton_client import TritonClient
+from shared.store.engine import make_engine
+from shared.store.feature_store import FeatureStore
 
 log = logging.getLogger(__name__)
 
@@ -60,29 +61,42 @@ def bindings_for(name: str, settings: Settings, engine: Engine, triton: TritonCl
     """(service bindings, close callbacks) of one service; every service also ingests events."""
     closers: list = []
     store = FeatureStore(engine)
-    events = ServiceBinding(EventServicer(store), events_pb2_grpc.add_EventServiceServicer_to_server,
-                            "events.v1.EventService")
+    events = ServiceBinding(
+        EventServicer(store), events_pb2_grpc.add_EventServiceServicer_to_server, "events.v1.EventService"
+    )
     if name == "ads":
         servicer = AdServicer(AdRanker(AdsStore(engine), triton))
         main = ServiceBinding(servicer, ads_pb2_grpc.add_AdServiceServicer_to_server, "ads.v1.AdService")
     elif name == "recs":
         servicer = RecommendationServicer(Recommender(RecsStore(engine), triton))
-        main = ServiceBinding(servicer, recs_pb2_grpc.add_RecommendationServiceServicer_to_server,
-                              "recs.v1.RecommendationService")
+        main = ServiceBinding(
+            servicer, recs_pb2_grpc.add_RecommendationServiceServicer_to_server, "recs.v1.RecommendationService"
+        )
     elif name == "chat":
         recs = RecsClient(f"{settings.host}:{settings.recs_port}")
         closers.append(recs.close)
         conversations = ConversationStore(engine)
-        assistant = Assistant(conversations, OrderTools(engine), FaqRetriever(engine, triton), triton,
-                              recs.suggest, lambda user_id: bool(store.get_users([user_id])))
-        main = ServiceBinding(ChatServicer(assistant, conversations), chat_pb2_grpc.add_ChatServiceServicer_to_server,
-                              "chat.v1.ChatService")
+        assistant = Assistant(
+            conversations,
+            OrderTools(engine),
+            FaqRetriever(engine, triton),
+            triton,
+            recs.suggest,
+            lambda user_id: bool(store.get_users([user_id])),
+        )
+        main = ServiceBinding(
+            ChatServicer(assistant, conversations),
+            chat_pb2_grpc.add_ChatServiceServicer_to_server,
+            "chat.v1.ChatService",
+        )
     else:
         raise ValueError(f"unknown service {name!r}; expected one of {SERVICES}")
     return [main, events], closers
 
 
-def start_service(name: str, settings: Settings, engine: Engine, triton: TritonClient, port: int | None = None) -> Running:
+def start_service(
+    name: str, settings: Settings, engine: Engine, triton: TritonClient, port: int | None = None
+) -> Running:
     bindings, closers = bindings_for(name, settings, engine, triton)
     address = f"{settings.host}:{port_of(settings, name) if port is None else port}"
     server, bound = build_server(name, bindings, address, settings.grpc_workers)

@@ -1,4 +1,5 @@
 """`ecomai client`: calls every RPC of every running service and prints the answers."""
+
 from __future__ import annotations
 
 import time
@@ -26,8 +27,9 @@ def _show(title: str, message) -> None:
 def _health_and_reflection(name: str, channel: grpc.Channel) -> None:
     health = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S)
     stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-    replies = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]),
-                                        timeout=TIMEOUT_S)
+    replies = stub.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=TIMEOUT_S
+    )
     services = [s.name for reply in replies for s in reply.list_services_response.service]
     print(f"{name}: health {health_pb2.HealthCheckResponse.ServingStatus.Name(health.status)}; services {services}")
 
@@ -37,8 +39,9 @@ def run_demo_client(settings: Settings, user_id: str | None = None, host: str | 
 
     user_id = user_id or DEMO_USER_ID
     host = host or settings.host
-    channels = {name: grpc.insecure_channel(f"{host}:{getattr(settings, f'{name}_port')}")
-                for name in ("ads", "recs", "chat")}
+    channels = {
+        name: grpc.insecure_channel(f"{host}:{getattr(settings, f'{name}_port')}") for name in ("ads", "recs", "chat")
+    }
     for name, channel in channels.items():
         _health_and_reflection(name, channel)
 
@@ -46,54 +49,90 @@ def run_demo_client(settings: Settings, user_id: str | None = None, host: str | 
     rec = recs.Recommend(recs_pb2.RecommendRequest(user_id=user_id, k=5, max_per_category=2), timeout=TIMEOUT_S)
     _show(f"recs.Recommend user={user_id} k=5", rec)
     anchor = rec.items[0].product.product_id
-    _show(f"recs.SimilarProducts product={anchor}",
-          recs.SimilarProducts(recs_pb2.SimilarProductsRequest(product_id=anchor, k=3), timeout=TIMEOUT_S))
+    _show(
+        f"recs.SimilarProducts product={anchor}",
+        recs.SimilarProducts(recs_pb2.SimilarProductsRequest(product_id=anchor, k=3), timeout=TIMEOUT_S),
+    )
     query = rec.items[0].product.title.split()[-1]
-    _show(f"recs.SearchProducts query={query!r}",
-          recs.SearchProducts(recs_pb2.SearchProductsRequest(query=query, k=3, user_id=user_id), timeout=TIMEOUT_S))
+    _show(
+        f"recs.SearchProducts query={query!r}",
+        recs.SearchProducts(recs_pb2.SearchProductsRequest(query=query, k=3, user_id=user_id), timeout=TIMEOUT_S),
+    )
 
     ads = ads_pb2_grpc.AdServiceStub(channels["ads"])
-    ranked = ads.RankAds(ads_pb2.RankAdsRequest(user_id=user_id, placement_id="home_top", max_ads=3),
-                         timeout=TIMEOUT_S)
+    ranked = ads.RankAds(ads_pb2.RankAdsRequest(user_id=user_id, placement_id="home_top", max_ads=3), timeout=TIMEOUT_S)
     _show("ads.RankAds placement=home_top max_ads=3", ranked)
     ad_ids = [a.ad_id for a in ranked.ads] or ["ad-unknown"]
-    _show("ads.PredictCtr", ads.PredictCtr(
-        ads_pb2.PredictCtrRequest(user_id=user_id, placement_id="home_top", ad_ids=ad_ids), timeout=TIMEOUT_S))
+    _show(
+        "ads.PredictCtr",
+        ads.PredictCtr(
+            ads_pb2.PredictCtrRequest(user_id=user_id, placement_id="home_top", ad_ids=ad_ids), timeout=TIMEOUT_S
+        ),
+    )
 
-    events = [events_pb2.Event(event_id=str(uuid.uuid4()), type=events_pb2.EVENT_TYPE_VIEW, user_id=user_id,
-                               product_id=anchor)]
+    events = [
+        events_pb2.Event(
+            event_id=str(uuid.uuid4()), type=events_pb2.EVENT_TYPE_VIEW, user_id=user_id, product_id=anchor
+        )
+    ]
     if ranked.ads:
         first = ranked.ads[0]
         events += [
-            events_pb2.Event(event_id=str(uuid.uuid4()), type=events_pb2.EVENT_TYPE_IMPRESSION, user_id=user_id,
-                             ad_id=first.ad_id, impression_id=first.impression_id, placement_id="home_top"),
-            events_pb2.Event(event_id=str(uuid.uuid4()), type=events_pb2.EVENT_TYPE_CLICK, user_id=user_id,
-                             ad_id=first.ad_id, impression_id=first.impression_id, placement_id="home_top"),
+            events_pb2.Event(
+                event_id=str(uuid.uuid4()),
+                type=events_pb2.EVENT_TYPE_IMPRESSION,
+                user_id=user_id,
+                ad_id=first.ad_id,
+                impression_id=first.impression_id,
+                placement_id="home_top",
+            ),
+            events_pb2.Event(
+                event_id=str(uuid.uuid4()),
+                type=events_pb2.EVENT_TYPE_CLICK,
+                user_id=user_id,
+                ad_id=first.ad_id,
+                impression_id=first.impression_id,
+                placement_id="home_top",
+            ),
         ]
     recorded = events_pb2_grpc.EventServiceStub(channels["ads"]).RecordEvents(
-        events_pb2.RecordEventsRequest(events=events), timeout=TIMEOUT_S)
+        events_pb2.RecordEventsRequest(events=events), timeout=TIMEOUT_S
+    )
     _show(f"events.RecordEvents ({len(events)} events)", recorded)
 
     chat = chat_pb2_grpc.ChatServiceStub(channels["chat"])
     conversation_id = ""
-    for text in ("Hi there", "Where is my order?", "Can you recommend a gift for a runner?",
-                 "What is your return policy?"):
+    for text in (
+        "Hi there",
+        "Where is my order?",
+        "Can you recommend a gift for a runner?",
+        "What is your return policy?",
+    ):
         started = time.perf_counter()
         print(f"\n=== chat.SendMessage: {text!r}\nassistant: ", end="", flush=True)
         final = None
-        for chunk in chat.SendMessage(chat_pb2.SendMessageRequest(
-                conversation_id=conversation_id, user_id=user_id, text=text), timeout=TIMEOUT_S):
+        for chunk in chat.SendMessage(
+            chat_pb2.SendMessageRequest(conversation_id=conversation_id, user_id=user_id, text=text), timeout=TIMEOUT_S
+        ):
             print(chunk.text_delta, end="", flush=True)
             conversation_id = chunk.conversation_id
             if chunk.final:
                 final = chunk
-        print(f"\n  intent={final.intent} confidence={final.confidence:.2f} handoff={final.handoff} "
-              f"actions={[a.type for a in final.actions]} sources={[s.id for s in final.sources]} "
-              f"({(time.perf_counter() - started) * 1000:.0f} ms)")
-    _show("chat.GetConversation", chat.GetConversation(
-        chat_pb2.GetConversationRequest(conversation_id=conversation_id, user_id=user_id), timeout=TIMEOUT_S))
-    _show("chat.ListConversations", chat.ListConversations(
-        chat_pb2.ListConversationsRequest(user_id=user_id, limit=3), timeout=TIMEOUT_S))
+        print(
+            f"\n  intent={final.intent} confidence={final.confidence:.2f} handoff={final.handoff} "
+            f"actions={[a.type for a in final.actions]} sources={[s.id for s in final.sources]} "
+            f"({(time.perf_counter() - started) * 1000:.0f} ms)"
+        )
+    _show(
+        "chat.GetConversation",
+        chat.GetConversation(
+            chat_pb2.GetConversationRequest(conversation_id=conversation_id, user_id=user_id), timeout=TIMEOUT_S
+        ),
+    )
+    _show(
+        "chat.ListConversations",
+        chat.ListConversations(chat_pb2.ListConversationsRequest(user_id=user_id, limit=3), timeout=TIMEOUT_S),
+    )
     for channel in channels.values():
         channel.close()
     return 0

@@ -1,7 +1,8 @@
 """events.v1.EventService: batches of client events into the feature store, idempotently on event id."""
+
 from __future__ import annotations
 
-from datetime import timezone
+from datetime import UTC
 
 from protos.events.v1 import events_pb2, events_pb2_grpc
 from services.validation import bounded_int
@@ -23,13 +24,20 @@ TYPES = {
 def to_event_in(event: events_pb2.Event) -> EventIn:
     """Proto -> domain record. An unspecified type stays "" so the feature store rejects it by field name."""
     return EventIn(
-        event_id=event.event_id, type=TYPES.get(event.type, ""), user_id=event.user_id or None,
-        product_id=event.product_id or None, ad_id=event.ad_id or None, impression_id=event.impression_id or None,
-        placement_id=event.placement_id or None, session_id=event.session_id or None, query=event.query or None,
-        conversation_id=event.conversation_id or None, rating=event.rating or None,
-        quantity=event.quantity or None, price_micros=event.price_micros if event.price_micros else None,
-        occurred_at=event.occurred_at.ToDatetime(tzinfo=timezone.utc)
-        if event.HasField("occurred_at") else None,
+        event_id=event.event_id,
+        type=TYPES.get(event.type, ""),
+        user_id=event.user_id or None,
+        product_id=event.product_id or None,
+        ad_id=event.ad_id or None,
+        impression_id=event.impression_id or None,
+        placement_id=event.placement_id or None,
+        session_id=event.session_id or None,
+        query=event.query or None,
+        conversation_id=event.conversation_id or None,
+        rating=event.rating or None,
+        quantity=event.quantity or None,
+        price_micros=event.price_micros if event.price_micros else None,
+        occurred_at=event.occurred_at.ToDatetime(tzinfo=UTC) if event.HasField("occurred_at") else None,
         properties=dict(event.properties),
     )
 
@@ -42,7 +50,10 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
         bounded_int("events", len(request.events), 1, MAX_BATCH)
         result = self.store.ingest_events([to_event_in(e) for e in request.events])
         return events_pb2.RecordEventsResponse(
-            accepted=result.accepted, duplicates=result.duplicates,
-            rejected=[events_pb2.RejectedEvent(index=r.index, field=f"events[{r.index}].{r.field}", message=r.message)
-                      for r in result.rejected],
+            accepted=result.accepted,
+            duplicates=result.duplicates,
+            rejected=[
+                events_pb2.RejectedEvent(index=r.index, field=f"events[{r.index}].{r.field}", message=r.message)
+                for r in result.rejected
+            ],
         )

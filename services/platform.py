@@ -3,6 +3,7 @@
 Starts (or reuses) the database, seeds the demo shop, starts Triton, trains whatever model has no version yet,
 loads every model, refreshes embeddings and features, then starts the Celery worker and the three gRPC services
 as child processes and prints where they listen. Ctrl-C stops everything, children first."""
+
 from __future__ import annotations
 
 import contextlib
@@ -32,8 +33,8 @@ def progress(message: str) -> None:
 @contextlib.contextmanager
 def database(settings: Settings, keep_running: bool = True) -> Iterator[str]:
     """The database URL, migrated; starts the embedded Postgres when no URL is configured."""
-    from shared.store.engine import migrate
     from shared.store.embedded_pg import ensure_database_url
+    from shared.store.engine import migrate
 
     url, server = ensure_database_url(settings)
     if server is not None:
@@ -47,8 +48,8 @@ def database(settings: Settings, keep_running: bool = True) -> Iterator[str]:
 
 
 def seed_demo_shop(url: str, size: str, seed: int, force: bool = False) -> bool:
-    from shared.store.engine import make_engine
     from shared.demo_shop import generate_shop, load_shop, shop_is_seeded
+    from shared.store.engine import make_engine
 
     engine = make_engine(url)
     try:
@@ -67,11 +68,11 @@ def seed_demo_shop(url: str, size: str, seed: int, force: bool = False) -> bool:
 def prepare_models(settings: Settings, url: str, triton_client) -> None:
     """Trains every model that has no version, loads all into Triton, refreshes embeddings and features."""
     from shared.learning.cleaning import clean_events
-    from shared.store.engine import make_engine
     from shared.learning.embeddings_job import refresh_embeddings
     from shared.learning.feature_jobs import materialize_features
     from shared.learning.registry import deploy, latest_version
     from shared.learning.train import ensure_models
+    from shared.store.engine import make_engine
 
     engine = make_engine(url)
     try:
@@ -83,8 +84,18 @@ def prepare_models(settings: Settings, url: str, triton_client) -> None:
         versions = {name: latest_version(settings.model_repository, name) for name in MODEL_NAMES}
         progress("loading into Triton: " + ", ".join(f"{n} v{v}" for n, v in versions.items()))
         with ThreadPoolExecutor(len(versions)) as pool:  # each model loads in its own stub process
-            loads = [pool.submit(deploy, triton_client, engine, name, version, settings.triton_instance_kind,
-                                 repo=settings.model_repository) for name, version in versions.items()]
+            loads = [
+                pool.submit(
+                    deploy,
+                    triton_client,
+                    engine,
+                    name,
+                    version,
+                    settings.triton_instance_kind,
+                    repo=settings.model_repository,
+                )
+                for name, version in versions.items()
+            ]
             for load in loads:
                 served = load.result()
                 progress(f"{served.model_name} v{served.version} serving")
@@ -215,8 +226,13 @@ def _stop(signum, frame) -> None:
 
 def _spawn(args: list[str], env: dict, log_file) -> subprocess.Popen:
     out = open(log_file, "ab")  # noqa: SIM115 - the child owns it for its lifetime
-    return subprocess.Popen([sys.executable, "-m", "services.cli", *args], env=env, stdout=out,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", *args],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _print_ready(settings: Settings, logs) -> None:
@@ -237,8 +253,8 @@ def _print_ready(settings: Settings, logs) -> None:
 
 def train_models(settings: Settings, model: str | None, profile: str | None) -> int:
     """`ecomai train`: without --model, trains the missing models; with it, a new version of that model."""
-    from shared.store.engine import make_engine
     from shared.learning.train import ensure_models, train_one
+    from shared.store.engine import make_engine
 
     if profile:
         settings = settings.model_copy(update={"train_profile": profile})

@@ -1,7 +1,8 @@
 """Conversions between domain values and the shared proto types (common.v1)."""
+
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -25,8 +26,12 @@ def money_micros(field: str, value: common_pb2.Money) -> int:
 
 def serving(report: ServingReport) -> common_pb2.ServingInfo:
     return common_pb2.ServingInfo(
-        model_name=report.model_name, model_version=report.model_version, degraded=report.degraded,
-        fallback=report.fallback, notes=report.notes, latency_ms=round(report.latency_ms, 3),
+        model_name=report.model_name,
+        model_version=report.model_version,
+        degraded=report.degraded,
+        fallback=report.fallback,
+        notes=report.notes,
+        latency_ms=round(report.latency_ms, 3),
     )
 
 
@@ -37,12 +42,17 @@ def reasons(pairs) -> list[common_pb2.Reason]:
 def timestamp(value: datetime | None) -> Timestamp:
     ts = Timestamp()
     if value is not None:
-        ts.FromDatetime(value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc))
+        ts.FromDatetime(value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC))
     return ts
 
 
 def product(p) -> common_pb2.Product:
     return common_pb2.Product(
-        product_id=p.product_id, title=p.title, description=p.description or "", category=p.category or "",
-        brand=p.brand or "", price=money(p.price_micros, getattr(p, "currency", CURRENCY)), in_stock=bool(p.in_stock),
+        product_id=p.product_id,
+        title=p.title,
+        description=p.description or "",
+        category=p.category or "",
+        brand=p.brand or "",
+        price=money(p.price_micros, getattr(p, "currency", CURRENCY)),
+        in_stock=bool(p.in_stock),
     )

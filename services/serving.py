@@ -1,4 +1,5 @@
 """What every response reports about how it was served: which model answered, or which fallback."""
+
 from __future__ import annotations
 
 import logging

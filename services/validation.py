@@ -1,4 +1,5 @@
 """Request checks shared by the servicers. Each raises InvalidArgument naming the offending field."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence

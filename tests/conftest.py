@@ -1,5 +1,6 @@
 """Session fixtures for end-to-end tests: a real embedded Postgres with the tiny demo shop, a real Triton server
 with tiny fine-tuned versions of every model, and the three gRPC services listening on real sockets."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,8 +9,8 @@ import grpc
 import pytest
 from sqlalchemy import Engine
 
-from shared.store.engine import make_engine
 from shared.core.settings import Settings
+from shared.store.engine import make_engine
 from tests.fixtures_infra import free_port, model_repository_with_configs
 
 # embedded Postgres fixtures (pg_admin_url, migrated_template, new_database, data_engine), one server per session
@@ -34,11 +35,11 @@ def platform(pg_admin_url, migrated_template, tmp_path_factory):
     import psycopg
 
     from services.composition import start_service
-    from tests.fixtures_data import database_url_for
     from services.platform import prepare_models
     from shared.demo_shop import generate_shop, load_shop
     from shared.inference.triton_client import TritonClient
     from shared.inference.triton_server import TritonServer
+    from tests.fixtures_data import database_url_for
 
     with psycopg.connect(pg_admin_url, autocommit=True) as conn:
         conn.execute("drop database if exists ecomai_e2e")
@@ -49,10 +50,19 @@ def platform(pg_admin_url, migrated_template, tmp_path_factory):
 
     home = tmp_path_factory.mktemp("home")
     settings = Settings(
-        home=home, database_url=url, model_repository=model_repository_with_configs(home / "models"),
-        triton_grpc_port=free_port(), triton_http_port=free_port(), triton_metrics_port=free_port(),
-        ads_port=free_port(), recs_port=free_port(), chat_port=free_port(),
-        broker_url=REDIS_URL, result_backend=REDIS_URL, train_profile="tiny", triton_timeout_s=30,
+        home=home,
+        database_url=url,
+        model_repository=model_repository_with_configs(home / "models"),
+        triton_grpc_port=free_port(),
+        triton_http_port=free_port(),
+        triton_metrics_port=free_port(),
+        ads_port=free_port(),
+        recs_port=free_port(),
+        chat_port=free_port(),
+        broker_url=REDIS_URL,
+        result_backend=REDIS_URL,
+        train_profile="tiny",
+        triton_timeout_s=30,
     )
     server = TritonServer(settings)
     server.start()

@@ -1,4 +1,5 @@
 """Small lookups end-to-end tests use to pick real ids from the seeded shop, and error assertions."""
+
 from __future__ import annotations
 
 import grpc
@@ -13,10 +14,13 @@ def one(engine: Engine, sql: str, **params):
 
 def active_user(engine: Engine) -> str:
     """A user with orders and product views: exercises every source and tool."""
-    return one(engine, """
+    return one(
+        engine,
+        """
         select o.user_id from orders o join events e on e.user_id = o.user_id and e.type = 'view'
         group by o.user_id order by count(*) desc, o.user_id limit 1
-    """)
+    """,
+    )
 
 
 def any_product(engine: Engine) -> str:

@@ -3,6 +3,7 @@ database, and a fresh clone of it per test (``create database ... template`` tak
 
 Load once per session with ``pytest_plugins = ["tests.fixtures_data"]`` (a test module or the root conftest);
 importing the fixtures into each module instead would start one server per module."""
+
 from __future__ import annotations
 
 import atexit

@@ -1,5 +1,6 @@
 """Plain helpers (not pytest fixtures) for tests that need a real Triton server: free ports, a model repository
 with the committed configs, version folders built from the pretrained MiniLM, and a running server + client."""
+
 from __future__ import annotations
 
 import contextlib
@@ -48,8 +49,16 @@ def save_classifier(target: Path, num_labels: int, seed: int = 0) -> Path:
     return target
 
 
-def publish_version(repo: Path, model: str, version: int, hf_source: Path, *, labels: list[str] | None = None,
-                    calibration: dict | None = None, max_length: int = 64) -> Path:
+def publish_version(
+    repo: Path,
+    model: str,
+    version: int,
+    hf_source: Path,
+    *,
+    labels: list[str] | None = None,
+    calibration: dict | None = None,
+    max_length: int = 64,
+) -> Path:
     """Writes ``<repo>/<model>/<version>/`` (model.py, hf/, meta.json) the way the registry does: built in a
     ``.tmp-<uuid>`` folder, then renamed into place."""
     model_dir = repo / model
@@ -57,9 +66,17 @@ def publish_version(repo: Path, model: str, version: int, hf_source: Path, *, la
     tmp.mkdir(parents=True)
     shutil.copy(MODEL_PY, tmp / "model.py")
     shutil.copytree(hf_source, tmp / "hf", ignore=shutil.ignore_patterns("*.onnx", "onnx", "openvino", "*.h5"))
-    meta = {"model_name": model, "version": version, "labels": labels, "calibration": calibration,
-            "max_length": max_length, "metrics": {}, "registry_id": None, "backbone": str(backbone_path()),
-            "mode": "test"}
+    meta = {
+        "model_name": model,
+        "version": version,
+        "labels": labels,
+        "calibration": calibration,
+        "max_length": max_length,
+        "metrics": {},
+        "registry_id": None,
+        "backbone": str(backbone_path()),
+        "mode": "test",
+    }
     (tmp / "meta.json").write_text(json.dumps(meta))
     final = model_dir / str(version)
     os.rename(tmp, final)
@@ -68,8 +85,14 @@ def publish_version(repo: Path, model: str, version: int, hf_source: Path, *, la
 
 def triton_settings(home: Path, repo: Path, **overrides) -> Settings:
     """Settings for a Triton server on free loopback ports with state under ``home``."""
-    return Settings(home=home, model_repository=repo, triton_grpc_port=free_port(), triton_http_port=free_port(),
-                    triton_metrics_port=free_port(), **overrides)
+    return Settings(
+        home=home,
+        model_repository=repo,
+        triton_grpc_port=free_port(),
+        triton_http_port=free_port(),
+        triton_metrics_port=free_port(),
+        **overrides,
+    )
 
 
 @contextlib.contextmanager

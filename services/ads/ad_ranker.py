@@ -1,11 +1,12 @@
 """Ad ranking: candidates by targeting, budget/pacing/frequency filters, pCTR from the fine-tuned ctr_model,
 eCPM ranking and GSP pricing. Plain domain code: no gRPC here."""
+
 from __future__ import annotations
 
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from services.ads.ads_store import AdRow, AdsStore, UserRow
 from services.ads.auction import Bid, run_gsp
@@ -81,8 +82,11 @@ class AdRanker:
         token = uuid.uuid4().hex[:16]
         ranked = [
             RankedAd(
-                ad=by_id[slot.bid.ad_id], position=slot.position, pctr=slot.bid.pctr,
-                ecpm_micros=slot.bid.ecpm_micros, price_micros=slot.price_micros,
+                ad=by_id[slot.bid.ad_id],
+                position=slot.position,
+                pctr=slot.bid.pctr,
+                ecpm_micros=slot.bid.ecpm_micros,
+                price_micros=slot.price_micros,
                 impression_id=f"imp-{token}-{slot.position}",
                 reasons=_reasons(by_id[slot.bid.ad_id], req, recent, user, report),
             )
@@ -112,7 +116,7 @@ class AdRanker:
         impressions, spend_today = self.store.delivery_today(
             user.user_id, [a.ad_id for a in ads], sorted({a.campaign_id for a in ads})
         )
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         day_fraction = (now.hour * 3600 + now.minute * 60 + now.second) / 86400
         kept, filtered = [], {}
         for ad in ads:
@@ -131,8 +135,9 @@ class AdRanker:
             filtered[reason] = filtered.get(reason, 0) + 1
         return kept, filtered
 
-    def _pctr(self, user: UserRow, ads: list[AdRow], req: AdRequest, recent: list[str],
-              report: ServingReport) -> list[float]:
+    def _pctr(
+        self, user: UserRow, ads: list[AdRow], req: AdRequest, recent: list[str], report: ServingReport
+    ) -> list[float]:
         texts = [ctr_text(user, ad, req.placement_id, req.position, recent) for ad in ads]
         probs = model_probs(self.triton, CTR_MODEL, texts, report)
         if probs is not None:
@@ -143,8 +148,9 @@ class AdRanker:
         return [float(history.get(ad.ad_id, PRIOR_CTR)) for ad in ads]
 
 
-def _reasons(ad: AdRow, req: AdRequest, recent: list[str], user: UserRow,
-             report: ServingReport) -> list[tuple[str, str]]:
+def _reasons(
+    ad: AdRow, req: AdRequest, recent: list[str], user: UserRow, report: ServingReport
+) -> list[tuple[str, str]]:
     reasons = []
     if req.page_category and ad.category == req.page_category:
         reasons.append(("TARGET_PAGE_CATEGORY", f"ad category {ad.category} matches the page"))

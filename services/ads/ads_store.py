@@ -1,8 +1,9 @@
 """Reads the ad ranker needs from the feature store, each a single round trip."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, bindparam, text
 
@@ -50,16 +51,25 @@ class AdsStore:
 
     def get_user(self, user_id: str) -> UserRow | None:
         with self.engine.connect() as conn:
-            row = conn.execute(
-                text("select user_id, coalesce(segment, '') as segment, coalesce(country, '') as country "
-                     "from users where user_id = :u"),
-                {"u": user_id},
-            ).mappings().first()
+            row = (
+                conn.execute(
+                    text(
+                        "select user_id, coalesce(segment, '') as segment, coalesce(country, '') as country "
+                        "from users where user_id = :u"
+                    ),
+                    {"u": user_id},
+                )
+                .mappings()
+                .first()
+            )
         return UserRow(**row) if row else None
 
     def existing_product(self, product_id: str) -> bool:
         with self.engine.connect() as conn:
-            return conn.execute(text("select 1 from products where product_id = :p"), {"p": product_id}).first() is not None
+            return (
+                conn.execute(text("select 1 from products where product_id = :p"), {"p": product_id}).first()
+                is not None
+            )
 
     def user_recent_categories(self, user_id: str, limit: int = 5) -> list[str]:
         """Categories of the products the user interacted with most recently (views, carts, purchases)."""
@@ -89,8 +99,13 @@ class AdsStore:
             order by matched desc, a.bid_micros desc, a.ad_id
             limit :limit
         """)
-        params = {"cats": categories or [""], "kws": keywords or [""], "segment": segment,
-                  "limit": limit, "now": now or datetime.now(timezone.utc)}
+        params = {
+            "cats": categories or [""],
+            "kws": keywords or [""],
+            "segment": segment,
+            "limit": limit,
+            "now": now or datetime.now(UTC),
+        }
         with self.engine.connect() as conn:
             rows = conn.execute(query, params).mappings().all()
         return [_ad_row(r) for r in rows]
@@ -106,7 +121,7 @@ class AdsStore:
         """(impressions of each ad to this user today, estimated spend of each campaign today).
 
         Spend is estimated as clicks x bid (an upper bound of the GSP price actually charged)."""
-        start = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+        start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         imps = text("""
             select ad_id, count(*) from events
             where user_id = :u and type = 'impression' and occurred_at >= :start and ad_id in :ads
@@ -136,9 +151,17 @@ class AdsStore:
 
 def _ad_row(r) -> AdRow:
     return AdRow(
-        ad_id=r["ad_id"], campaign_id=r["campaign_id"], product_id=r["product_id"], title=r["title"],
-        body=r["body"], category=r["category"], keywords=list(r["keywords"]),
-        target_segments=list(r["target_segments"]), bid_micros=int(r["bid_micros"]),
-        frequency_cap_per_day=r["frequency_cap_per_day"], daily_budget_micros=r["daily_budget_micros"],
-        total_budget_micros=r["total_budget_micros"], spent_micros=int(r["spent_micros"]),
+        ad_id=r["ad_id"],
+        campaign_id=r["campaign_id"],
+        product_id=r["product_id"],
+        title=r["title"],
+        body=r["body"],
+        category=r["category"],
+        keywords=list(r["keywords"]),
+        target_segments=list(r["target_segments"]),
+        bid_micros=int(r["bid_micros"]),
+        frequency_cap_per_day=r["frequency_cap_per_day"],
+        daily_budget_micros=r["daily_budget_micros"],
+        total_budget_micros=r["total_budget_micros"],
+        spent_micros=int(r["spent_micros"]),
     )

@@ -4,6 +4,7 @@ Ads are ordered by eCPM = bid x pCTR. The ad in slot i pays the least cost per c
 keep it above the ad in slot i+1: price_i = eCPM_{i+1} / pCTR_i (+ one micro), never more than its own bid
 and never less than the reserve price. The last ad pays the reserve.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

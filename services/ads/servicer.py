@@ -1,4 +1,5 @@
 """ads.v1.AdService: translates protos to AdRanker calls and back, nothing else."""
+
 from __future__ import annotations
 
 from protos.ads.v1 import ads_pb2, ads_pb2_grpc
@@ -34,10 +35,17 @@ class AdServicer(ads_pb2_grpc.AdServiceServicer):
         return ads_pb2.RankAdsResponse(
             ads=[
                 ads_pb2.RankedAd(
-                    ad_id=r.ad.ad_id, campaign_id=r.ad.campaign_id, position=r.position, title=r.ad.title,
-                    body=r.ad.body, product_id=r.ad.product_id or "", pctr=r.pctr,
-                    bid=protomap.money(r.ad.bid_micros), ecpm_micros=r.ecpm_micros,
-                    price=protomap.money(r.price_micros), impression_id=r.impression_id,
+                    ad_id=r.ad.ad_id,
+                    campaign_id=r.ad.campaign_id,
+                    position=r.position,
+                    title=r.ad.title,
+                    body=r.ad.body,
+                    product_id=r.ad.product_id or "",
+                    pctr=r.pctr,
+                    bid=protomap.money(r.ad.bid_micros),
+                    ecpm_micros=r.ecpm_micros,
+                    price=protomap.money(r.price_micros),
+                    impression_id=r.impression_id,
                     reasons=protomap.reasons(r.reasons),
                 )
                 for r in result.ads

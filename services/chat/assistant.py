@@ -1,6 +1,7 @@
 """The customer-service assistant: detects the intent of a message with the fine-tuned intent_classifier,
 answers from the user's own orders, FAQ entries and product suggestions, and hands off to a human when unsure.
 Plain domain code: no gRPC here."""
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -36,8 +37,16 @@ Suggest = Callable[[str, str, int], list]  # (user_id, query, k) -> products; ra
 
 
 class Assistant:
-    def __init__(self, conversations: ConversationStore, orders: OrderTools, faq: FaqRetriever, triton,
-                 suggest: Suggest, user_exists: Callable[[str], bool], service_name: str = "chat"):
+    def __init__(
+        self,
+        conversations: ConversationStore,
+        orders: OrderTools,
+        faq: FaqRetriever,
+        triton,
+        suggest: Suggest,
+        user_exists: Callable[[str], bool],
+        service_name: str = "chat",
+    ):
         self.conversations = conversations
         self.orders = orders
         self.faq = faq
@@ -54,11 +63,22 @@ class Assistant:
         intent, confidence = self._intent(message, report)
         self.conversations.append(conv.conversation_id, "user", message, intent, confidence)
         if conv.status == "handoff":
-            reply = Reply(conv, "A human agent has this conversation and will answer here shortly.", intent,
-                          confidence, handoff=True)
+            reply = Reply(
+                conv,
+                "A human agent has this conversation and will answer here shortly.",
+                intent,
+                confidence,
+                handoff=True,
+            )
         elif intent == "human_agent" or (confidence < HANDOFF_BELOW and not report.degraded):
-            reply = self._handoff(conv, intent, confidence, "asked for a person" if intent == "human_agent"
-                                  else f"intent confidence {confidence:.2f} below {HANDOFF_BELOW}")
+            reply = self._handoff(
+                conv,
+                intent,
+                confidence,
+                "asked for a person"
+                if intent == "human_agent"
+                else f"intent confidence {confidence:.2f} below {HANDOFF_BELOW}",
+            )
         elif intent in ACTION_INTENTS and not named_order_ids(message):
             reply = self._policy_then_ask(conv, user_id, message, intent, confidence, report)
         elif intent in ORDER_INTENTS:
@@ -66,17 +86,25 @@ class Assistant:
         elif intent in PRODUCT_INTENTS:
             reply = self._products(conv, user_id, message, intent, confidence, report)
         elif intent == "greeting":
-            reply = Reply(conv, "Hello! I can help with orders, returns, shipping, payments and products. "
-                                "What can I do for you?", intent, confidence)
+            reply = Reply(
+                conv,
+                "Hello! I can help with orders, returns, shipping, payments and products. What can I do for you?",
+                intent,
+                confidence,
+            )
         elif intent == "goodbye":
             reply = Reply(conv, "Thanks for shopping with us. Have a great day!", intent, confidence)
         else:
             reply = self._faq(conv, message, intent, confidence, report)
         reply.serving = report
         status = "handoff" if reply.handoff else None
-        self.conversations.append(conv.conversation_id, "assistant", reply.text,
-                                  metadata={"actions": [a[0] for a in reply.actions],
-                                            "sources": [s[1] for s in reply.sources]}, status=status)
+        self.conversations.append(
+            conv.conversation_id,
+            "assistant",
+            reply.text,
+            metadata={"actions": [a[0] for a in reply.actions], "sources": [s[1] for s in reply.sources]},
+            status=status,
+        )
         return reply
 
     def _intent(self, message: str, report: ServingReport) -> tuple[str, float]:
@@ -91,23 +119,33 @@ class Assistant:
         return str(result.labels[0]), float(max(probs))
 
     def _handoff(self, conv: ConversationInfo, intent: str, confidence: float, why: str) -> Reply:
-        return Reply(conv, "I'm passing you to a member of our support team; they will reply here shortly.",
-                     intent, confidence, handoff=True,
-                     actions=[("HANDOFF", conv.conversation_id, {"reason": why})])
+        return Reply(
+            conv,
+            "I'm passing you to a member of our support team; they will reply here shortly.",
+            intent,
+            confidence,
+            handoff=True,
+            actions=[("HANDOFF", conv.conversation_id, {"reason": why})],
+        )
 
     def _order(self, conv: ConversationInfo, user_id: str, message: str, intent: str, confidence: float) -> Reply:
         order, missing = self.orders.find_order(user_id, message)
         if order is None:
-            text = (f"I couldn't find order {missing} on your account. Please check the number."
-                    if missing else "I couldn't find any orders on your account.")
+            text = (
+                f"I couldn't find order {missing} on your account. Please check the number."
+                if missing
+                else "I couldn't find any orders on your account."
+            )
             return Reply(conv, text, intent, confidence)
         source = [("order", order.order_id, ", ".join(order.items[:3]) or order.order_id)]
         status = order.status
         if intent == "return_request":
             if self.orders.set_status(user_id, order.order_id, ("delivered",), "return_requested"):
                 status = "return_requested"
-                text = (f"I've opened a return for order {order.order_id}. You'll get a prepaid label by email; "
-                        "the refund is issued once the item arrives back.")
+                text = (
+                    f"I've opened a return for order {order.order_id}. You'll get a prepaid label by email; "
+                    "the refund is issued once the item arrives back."
+                )
             elif status == "return_requested":
                 text = f"A return for order {order.order_id} is already open."
             else:
@@ -122,16 +160,18 @@ class Assistant:
             text = {
                 "refunded": f"Order {order.order_id} has been refunded.",
                 "return_requested": f"The return of order {order.order_id} is open; the refund follows once "
-                                    "the item arrives back.",
+                "the item arrives back.",
             }.get(status, f"Order {order.order_id} has no refund in progress (status: {status.replace('_', ' ')}).")
         else:
             text = _order_status_text(order)
         action = {"return_request": "RETURN_REQUESTED", "cancel_order": "CANCEL_ORDER"}.get(intent, "ORDER_STATUS")
-        return Reply(conv, text, intent, confidence, sources=source,
-                     actions=[(action, order.order_id, {"status": status})])
+        return Reply(
+            conv, text, intent, confidence, sources=source, actions=[(action, order.order_id, {"status": status})]
+        )
 
-    def _policy_then_ask(self, conv: ConversationInfo, user_id: str, message: str, intent: str, confidence: float,
-                         report: ServingReport) -> Reply:
+    def _policy_then_ask(
+        self, conv: ConversationInfo, user_id: str, message: str, intent: str, confidence: float, report: ServingReport
+    ) -> Reply:
         """A return or cancellation without an order number: never act on a guess. Answer the policy question
         from the FAQ and ask which order it is about."""
         reply = self._faq(conv, message, intent, confidence, report)
@@ -144,24 +184,34 @@ class Assistant:
         reply.text = f"{reply.text}\n{ask}".strip()
         return reply
 
-    def _products(self, conv: ConversationInfo, user_id: str, message: str, intent: str, confidence: float,
-                  report: ServingReport) -> Reply:
+    def _products(
+        self, conv: ConversationInfo, user_id: str, message: str, intent: str, confidence: float, report: ServingReport
+    ) -> Reply:
         try:
             products = self.suggest(user_id, message, 3)
         except Exception as exc:  # noqa: BLE001 - the recommendation service is a dependency; degrade
             report.degrade(self.service_name, "faq_retrieval", f"recommendation service unavailable: {exc}")
             return self._faq(conv, message, intent, confidence, report)
         if not products:
-            return Reply(conv, "I couldn't find matching products. Could you describe what you need?", intent,
-                         confidence)
-        lines = [f"- {p.title} ({p.brand}, {p.price.amount_micros / 1e6:.2f} {p.price.currency_code})"
-                 for p in products]
-        return Reply(conv, "Here are some products that might suit you:\n" + "\n".join(lines), intent, confidence,
-                     sources=[("product", p.product_id, p.title) for p in products], products=products,
-                     actions=[("PRODUCT_SUGGESTIONS", conv.conversation_id, {"count": str(len(products))})])
+            return Reply(
+                conv, "I couldn't find matching products. Could you describe what you need?", intent, confidence
+            )
+        lines = [
+            f"- {p.title} ({p.brand}, {p.price.amount_micros / 1e6:.2f} {p.price.currency_code})" for p in products
+        ]
+        return Reply(
+            conv,
+            "Here are some products that might suit you:\n" + "\n".join(lines),
+            intent,
+            confidence,
+            sources=[("product", p.product_id, p.title) for p in products],
+            products=products,
+            actions=[("PRODUCT_SUGGESTIONS", conv.conversation_id, {"count": str(len(products))})],
+        )
 
-    def _faq(self, conv: ConversationInfo, message: str, intent: str, confidence: float,
-             report: ServingReport) -> Reply:
+    def _faq(
+        self, conv: ConversationInfo, message: str, intent: str, confidence: float, report: ServingReport
+    ) -> Reply:
         hits, note = self.faq.search(message)
         if note:
             report.notes.append(note)

@@ -1,4 +1,5 @@
 """Conversations and their turns, stored in Postgres."""
+
 from __future__ import annotations
 
 import json
@@ -41,44 +42,88 @@ class ConversationStore:
         with self.engine.begin() as conn:
             if conversation_id is None:
                 conversation_id = f"conv-{uuid.uuid4().hex}"
-                conn.execute(text("""
+                conn.execute(
+                    text("""
                     insert into conversations (conversation_id, user_id, status, handoff, created_at, updated_at)
                     values (:c, :u, 'open', false, now(), now())
-                """), {"c": conversation_id, "u": user_id})
-            row = conn.execute(text("""
+                """),
+                    {"c": conversation_id, "u": user_id},
+                )
+            row = (
+                conn.execute(
+                    text("""
                 select conversation_id, user_id, status, created_at, updated_at from conversations
                 where conversation_id = :c and user_id = :u
-            """), {"c": conversation_id, "u": user_id}).mappings().first()
+            """),
+                    {"c": conversation_id, "u": user_id},
+                )
+                .mappings()
+                .first()
+            )
         if row is None:
             raise NotFound("conversation_id", f"no conversation {conversation_id!r} for this user")
         return ConversationInfo(**row)
 
-    def append(self, conversation_id: str, role: str, body: str, intent: str = "", confidence: float = 0.0,
-               metadata: dict | None = None, status: str | None = None) -> None:
+    def append(
+        self,
+        conversation_id: str,
+        role: str,
+        body: str,
+        intent: str = "",
+        confidence: float = 0.0,
+        metadata: dict | None = None,
+        status: str | None = None,
+    ) -> None:
         with self.engine.begin() as conn:
-            conn.execute(text("""
+            conn.execute(
+                text("""
                 insert into messages (conversation_id, role, text, intent, confidence, created_at, metadata)
                 values (:c, :r, :t, :i, :conf, clock_timestamp(), cast(:m as jsonb))
-            """), {"c": conversation_id, "r": role, "t": body, "i": intent or None, "conf": confidence,
-                   "m": json.dumps(metadata or {})})
-            conn.execute(text("""
+            """),
+                {
+                    "c": conversation_id,
+                    "r": role,
+                    "t": body,
+                    "i": intent or None,
+                    "conf": confidence,
+                    "m": json.dumps(metadata or {}),
+                },
+            )
+            conn.execute(
+                text("""
                 update conversations set updated_at = now(), status = coalesce(:s, status),
                     handoff = handoff or coalesce(:s, status) = 'handoff'
                 where conversation_id = :c
-            """), {"c": conversation_id, "s": status})
+            """),
+                {"c": conversation_id, "s": status},
+            )
 
     def turns(self, conversation_id: str, limit: int = MAX_CONTEXT_TURNS) -> list[Turn]:
         with self.engine.connect() as conn:
-            rows = conn.execute(text("""
+            rows = (
+                conn.execute(
+                    text("""
                 select role, text, coalesce(intent, '') as intent, coalesce(confidence, 0) as confidence, created_at
                 from messages where conversation_id = :c order by created_at desc, id desc limit :n
-            """), {"c": conversation_id, "n": limit}).mappings().all()
+            """),
+                    {"c": conversation_id, "n": limit},
+                )
+                .mappings()
+                .all()
+            )
         return [Turn(**r) for r in reversed(rows)]
 
     def list_for_user(self, user_id: str, limit: int) -> list[ConversationInfo]:
         with self.engine.connect() as conn:
-            rows = conn.execute(text("""
+            rows = (
+                conn.execute(
+                    text("""
                 select conversation_id, user_id, status, created_at, updated_at from conversations
                 where user_id = :u order by updated_at desc limit :n
-            """), {"u": user_id, "n": limit}).mappings().all()
+            """),
+                    {"u": user_id, "n": limit},
+                )
+                .mappings()
+                .all()
+            )
         return [ConversationInfo(**r) for r in rows]

@@ -1,4 +1,5 @@
 """The chat service's client of the recommendation service (a real gRPC call with a deadline)."""
+
 from __future__ import annotations
 
 import grpc

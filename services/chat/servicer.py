@@ -1,4 +1,5 @@
 """chat.v1.ChatService: translates protos to Assistant calls and back, streaming the reply in pieces."""
+
 from __future__ import annotations
 
 import re
@@ -17,7 +18,7 @@ MAX_MESSAGE = 2000
 def _pieces(text: str, words_per_piece: int = 4) -> list[str]:
     """Splits a reply into pieces of a few words, keeping whitespace so the pieces concatenate to the text."""
     tokens = re.findall(r"\S+\s*", text)
-    return ["".join(tokens[i:i + words_per_piece]) for i in range(0, len(tokens), words_per_piece)] or [""]
+    return ["".join(tokens[i : i + words_per_piece]) for i in range(0, len(tokens), words_per_piece)] or [""]
 
 
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
@@ -35,11 +36,16 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         for piece in _pieces(reply.text):
             yield chat_pb2.ReplyChunk(conversation_id=conv_id, text_delta=piece)
         yield chat_pb2.ReplyChunk(
-            conversation_id=conv_id, final=True, intent=reply.intent, confidence=reply.confidence,
+            conversation_id=conv_id,
+            final=True,
+            intent=reply.intent,
+            confidence=reply.confidence,
             handoff=reply.handoff,
             sources=[chat_pb2.Source(kind=k, id=i, title=t) for k, i, t in reply.sources],
-            actions=[chat_pb2.Action(type=t, target_id=i, details={k: str(v) for k, v in d.items()})
-                     for t, i, d in reply.actions],
+            actions=[
+                chat_pb2.Action(type=t, target_id=i, details={k: str(v) for k, v in d.items()})
+                for t, i, d in reply.actions
+            ],
             products=reply.products,
             serving=protomap.serving(reply.serving),
         )
@@ -53,22 +59,39 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         info = self.conversations.open(conversation_id, user_id)
         turns = self.conversations.turns(conversation_id, max_turns)
         return chat_pb2.Conversation(
-            conversation_id=info.conversation_id, user_id=info.user_id, status=info.status,
-            created_at=protomap.timestamp(info.created_at), updated_at=protomap.timestamp(info.updated_at),
-            turns=[chat_pb2.Turn(role=ROLES.get(t.role, chat_pb2.ROLE_UNSPECIFIED), text=t.text, intent=t.intent,
-                                 confidence=t.confidence, created_at=protomap.timestamp(t.created_at))
-                   for t in turns],
+            conversation_id=info.conversation_id,
+            user_id=info.user_id,
+            status=info.status,
+            created_at=protomap.timestamp(info.created_at),
+            updated_at=protomap.timestamp(info.updated_at),
+            turns=[
+                chat_pb2.Turn(
+                    role=ROLES.get(t.role, chat_pb2.ROLE_UNSPECIFIED),
+                    text=t.text,
+                    intent=t.intent,
+                    confidence=t.confidence,
+                    created_at=protomap.timestamp(t.created_at),
+                )
+                for t in turns
+            ],
         )
 
-    def ListConversations(self, request: chat_pb2.ListConversationsRequest,
-                          context) -> chat_pb2.ListConversationsResponse:
+    def ListConversations(
+        self, request: chat_pb2.ListConversationsRequest, context
+    ) -> chat_pb2.ListConversationsResponse:
         user_id = require_id("user_id", request.user_id)
         limit = bounded_int("limit", request.limit, 1, 100, default=20)
         if not self.assistant.user_exists(user_id):
             raise NotFound("user_id", f"unknown user {user_id!r}")
-        return chat_pb2.ListConversationsResponse(conversations=[
-            chat_pb2.Conversation(conversation_id=c.conversation_id, user_id=c.user_id, status=c.status,
-                                  created_at=protomap.timestamp(c.created_at),
-                                  updated_at=protomap.timestamp(c.updated_at))
-            for c in self.conversations.list_for_user(user_id, limit)
-        ])
+        return chat_pb2.ListConversationsResponse(
+            conversations=[
+                chat_pb2.Conversation(
+                    conversation_id=c.conversation_id,
+                    user_id=c.user_id,
+                    status=c.status,
+                    created_at=protomap.timestamp(c.created_at),
+                    updated_at=protomap.timestamp(c.updated_at),
+                )
+                for c in self.conversations.list_for_user(user_id, limit)
+            ]
+        )

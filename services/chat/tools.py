@@ -1,5 +1,6 @@
 """What the assistant can look up or do: the user's own orders, returns and cancellations, FAQ retrieval,
 product suggestions through the recommendation service. Every order query is scoped to the asking user."""
+
 from __future__ import annotations
 
 import re
@@ -75,10 +76,13 @@ class OrderTools:
     def set_status(self, user_id: str, order_id: str, from_statuses: tuple[str, ...], to_status: str) -> bool:
         """Moves the user's order to ``to_status`` if it is in one of ``from_statuses``; idempotent."""
         with self.engine.begin() as conn:
-            result = conn.execute(text("""
+            result = conn.execute(
+                text("""
                 update orders set status = :to, updated_at = now()
                 where order_id = :o and user_id = :u and status = any(:frm)
-            """), {"to": to_status, "o": order_id, "u": user_id, "frm": list(from_statuses)})
+            """),
+                {"to": to_status, "o": order_id, "u": user_id, "frm": list(from_statuses)},
+            )
         return result.rowcount == 1
 
 
@@ -96,22 +100,36 @@ class FaqRetriever:
         except ModelUnavailable as exc:
             return self._lexical(message, limit), f"faq retrieval lexical: {exc}"
         with self.engine.connect() as conn:
-            rows = conn.execute(text("""
+            rows = (
+                conn.execute(
+                    text("""
                 select f.faq_id, f.question, f.answer, 1 - (e.vector <=> cast(:v as vector)) as score
                 from embeddings e join faq_entries f on f.faq_id = e.entity_id
                 where e.entity_type = 'faq' and e.model_name = 'text_encoder'
                 order by e.vector <=> cast(:v as vector) limit :n
-            """), {"v": Vector(vector).to_text(), "n": limit}).mappings().all()
+            """),
+                    {"v": Vector(vector).to_text(), "n": limit},
+                )
+                .mappings()
+                .all()
+            )
         if not rows:
             return self._lexical(message, limit), "faq embeddings missing; lexical retrieval"
         return [FaqHit(**r) for r in rows], None
 
     def _lexical(self, message: str, limit: int) -> list[FaqHit]:
         with self.engine.connect() as conn:
-            rows = conn.execute(text("""
+            rows = (
+                conn.execute(
+                    text("""
                 select faq_id, question, answer,
                        ts_rank(to_tsvector('english', question || ' ' || answer),
                                plainto_tsquery('english', :q)) as score
                 from faq_entries order by score desc, faq_id limit :n
-            """), {"q": message, "n": limit}).mappings().all()
+            """),
+                    {"q": message, "n": limit},
+                )
+                .mappings()
+                .all()
+            )
         return [FaqHit(**r) for r in rows if r["score"] > 0]

@@ -1,5 +1,6 @@
 """Recommendations, similar products and search: retrieval from several sources, ranking by the fine-tuned
 recs_ranker on Triton, business rules, diversity, and popular items to always fill k. No gRPC here."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -59,10 +60,20 @@ class Recommender:
         titles = self._titles(history[:5])
         pool: dict[str, _Candidate] = {}
         if history:
-            _merge(pool, "ann_text", self.store.similar_to_products(history[:10], RETRIEVE_PER_SOURCE),
-                   "SIMILAR_TEXT", "similar to " + ", ".join(titles[:2]))
-            _merge(pool, "collaborative", self.store.co_interacted(history[:10], user_id, RETRIEVE_PER_SOURCE),
-                   "ALSO_VIEWED", "shoppers who viewed what you viewed also viewed this")
+            _merge(
+                pool,
+                "ann_text",
+                self.store.similar_to_products(history[:10], RETRIEVE_PER_SOURCE),
+                "SIMILAR_TEXT",
+                "similar to " + ", ".join(titles[:2]),
+            )
+            _merge(
+                pool,
+                "collaborative",
+                self.store.co_interacted(history[:10], user_id, RETRIEVE_PER_SOURCE),
+                "ALSO_VIEWED",
+                "shoppers who viewed what you viewed also viewed this",
+            )
             _merge(pool, "recent", [(p, 1.0) for p in history], "RECENTLY_VIEWED", "you looked at this recently")
         _merge(pool, "popular", self.store.popular(RETRIEVE_PER_SOURCE // 2), "POPULAR", "trending in the shop")
         ranked = self._rank(pool, filt, bought, titles, report, use_model=bool(history))
@@ -78,17 +89,33 @@ class Recommender:
             self._require_user("user_id", user_id)
             bought = self.store.user_history(user_id)[1]
         pool: dict[str, _Candidate] = {}
-        _merge(pool, "ann_text", self.store.similar_to_products([product_id], RETRIEVE_PER_SOURCE),
-               "SIMILAR_TEXT", f"described like {anchor.title}")
-        _merge(pool, "collaborative", self.store.co_interacted([product_id], user_id or "", RETRIEVE_PER_SOURCE),
-               "ALSO_VIEWED", f"shoppers who viewed {anchor.title} also viewed this")
+        _merge(
+            pool,
+            "ann_text",
+            self.store.similar_to_products([product_id], RETRIEVE_PER_SOURCE),
+            "SIMILAR_TEXT",
+            f"described like {anchor.title}",
+        )
+        _merge(
+            pool,
+            "collaborative",
+            self.store.co_interacted([product_id], user_id or "", RETRIEVE_PER_SOURCE),
+            "ALSO_VIEWED",
+            f"shoppers who viewed {anchor.title} also viewed this",
+        )
         if not pool:
             report.degrade(self.service_name, "popular_in_category", "no embeddings or co-views for this product")
-            _merge(pool, "popular", self.store.popular(RETRIEVE_PER_SOURCE, categories=[anchor.category]),
-                   "SAME_CATEGORY", f"popular in {anchor.category}")
+            _merge(
+                pool,
+                "popular",
+                self.store.popular(RETRIEVE_PER_SOURCE, categories=[anchor.category]),
+                "SAME_CATEGORY",
+                f"popular in {anchor.category}",
+            )
         pool.pop(product_id, None)
-        filt = ProductFilter(filt.categories, [*filt.exclude_ids, product_id], filt.include_purchased,
-                             filt.include_out_of_stock)
+        filt = ProductFilter(
+            filt.categories, [*filt.exclude_ids, product_id], filt.include_purchased, filt.include_out_of_stock
+        )
         ranked = self._rank(pool, filt, bought, [], report, use_model=False)
         return self._finish(ranked, k, filt, bought, 0, report, len(pool))
 
@@ -100,13 +127,19 @@ class Recommender:
             self._require_user("user_id", user_id)
             history, bought = self.store.user_history(user_id)
         pool: dict[str, _Candidate] = {}
-        _merge(pool, "lexical", self.store.lexical_search(query, RETRIEVE_PER_SOURCE), "TEXT_MATCH",
-               f"matches '{query}'")
+        _merge(
+            pool, "lexical", self.store.lexical_search(query, RETRIEVE_PER_SOURCE), "TEXT_MATCH", f"matches '{query}'"
+        )
         try:
             vector = self.triton.embed([query])[0]
             report.model_name, report.model_version = "text_encoder", 0
-            _merge(pool, "semantic", self.store.nearest_to_vector(vector, RETRIEVE_PER_SOURCE // 2),
-                   "SEMANTIC_MATCH", f"related to '{query}'")
+            _merge(
+                pool,
+                "semantic",
+                self.store.nearest_to_vector(vector, RETRIEVE_PER_SOURCE // 2),
+                "SEMANTIC_MATCH",
+                f"related to '{query}'",
+            )
         except ModelUnavailable as exc:
             report.degrade(self.service_name, "lexical_only", str(exc))
         total = len(pool)
@@ -138,8 +171,15 @@ class Recommender:
             and (not filt.categories or p.category in filt.categories)
         )
 
-    def _rank(self, pool: dict[str, _Candidate], filt: ProductFilter, bought: set[str], history_titles: list[str],
-              report: ServingReport, use_model: bool) -> list[ScoredItem]:
+    def _rank(
+        self,
+        pool: dict[str, _Candidate],
+        filt: ProductFilter,
+        bought: set[str],
+        history_titles: list[str],
+        report: ServingReport,
+        use_model: bool,
+    ) -> list[ScoredItem]:
         products = self.store.products(list(pool))
         allowed = [p for pid, p in products.items() if self._allowed(p, filt, bought)]
         allowed.sort(key=lambda p: (-pool[p.product_id].fused, p.product_id))
@@ -153,16 +193,27 @@ class Recommender:
                 scores = [float(x) for x in probs]
         items = [ScoredItem(p, s, pool[p.product_id].source, pool[p.product_id].reasons) for p, s in zip(head, scores)]
         items.sort(key=lambda it: (-it.score, it.product.product_id))
-        return items + [ScoredItem(p, pool[p.product_id].fused * 1e-3, pool[p.product_id].source,
-                                   pool[p.product_id].reasons) for p in tail]
+        return items + [
+            ScoredItem(p, pool[p.product_id].fused * 1e-3, pool[p.product_id].source, pool[p.product_id].reasons)
+            for p in tail
+        ]
 
-    def _finish(self, ranked: list[ScoredItem], k: int, filt: ProductFilter, bought: set[str],
-                max_per_category: int, report: ServingReport, total: int) -> RecsResult:
+    def _finish(
+        self,
+        ranked: list[ScoredItem],
+        k: int,
+        filt: ProductFilter,
+        bought: set[str],
+        max_per_category: int,
+        report: ServingReport,
+        total: int,
+    ) -> RecsResult:
         items = _diversify(ranked, k, max_per_category)
         if len(items) < k:
             seen = {it.product.product_id for it in items}
-            extra_ids = [pid for pid, _ in self.store.popular(k * 3 + len(seen), categories=filt.categories)
-                         if pid not in seen]
+            extra_ids = [
+                pid for pid, _ in self.store.popular(k * 3 + len(seen), categories=filt.categories) if pid not in seen
+            ]
             extra = self.store.products(extra_ids)
             floor = min((it.score for it in items), default=1.0)
             for pid in extra_ids:
@@ -175,8 +226,7 @@ class Recommender:
         return RecsResult(items[:k], total, report)
 
 
-def _merge(pool: dict[str, _Candidate], source: str, scored: list[tuple[str, float]], code: str,
-           detail: str) -> None:
+def _merge(pool: dict[str, _Candidate], source: str, scored: list[tuple[str, float]], code: str, detail: str) -> None:
     """Adds one source's ranked list to the pool with reciprocal-rank fusion."""
     for rank, (pid, _score) in enumerate(scored):
         cand = pool.setdefault(pid, _Candidate(source=source))

@@ -1,4 +1,5 @@
 """Retrieval sources and lookups for recommendations and search, each one SQL round trip."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,7 +49,8 @@ class RecsStore:
         if not ids:
             return {}
         query = text(f"select {_PRODUCT_COLUMNS} from products p where p.product_id in :ids").bindparams(
-            bindparam("ids", expanding=True))
+            bindparam("ids", expanding=True)
+        )
         with self.engine.connect() as conn:
             return {r["product_id"]: ProductRow(**r) for r in conn.execute(query, {"ids": ids}).mappings()}
 
@@ -67,7 +69,8 @@ class RecsStore:
         """Text-embedding ANN around the mean embedding of the given products (cosine similarity)."""
         if not product_ids:
             return []
-        return self._scored(f"""
+        return self._scored(
+            f"""
             with profile as (
                 select avg(vector) as v from embeddings
                 where entity_type = 'product' and model_name = '{ENCODER}' and entity_id in :ids
@@ -76,20 +79,27 @@ class RecsStore:
             from embeddings e
             where e.entity_type = 'product' and e.model_name = '{ENCODER}' and (select v from profile) is not null
             order by e.vector <=> (select v from profile) limit :n
-        """, {"ids": product_ids, "n": limit}, ("ids",))
+        """,
+            {"ids": product_ids, "n": limit},
+            ("ids",),
+        )
 
     def nearest_to_vector(self, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
-        return self._scored(f"""
+        return self._scored(
+            f"""
             select entity_id, 1 - (vector <=> cast(:v as vector)) as score from embeddings
             where entity_type = 'product' and model_name = '{ENCODER}'
             order by vector <=> cast(:v as vector) limit :n
-        """, {"v": Vector(vector).to_text(), "n": limit})
+        """,
+            {"v": Vector(vector).to_text(), "n": limit},
+        )
 
     def co_interacted(self, product_ids: list[str], exclude_user: str, limit: int) -> list[tuple[str, float]]:
         """Products that other users who interacted with these products also interacted with."""
         if not product_ids:
             return []
-        return self._scored(f"""
+        return self._scored(
+            f"""
             with peers as (
                 select distinct user_id from events
                 where product_id in :ids and type in {INTERACTIONS} and user_id <> :u limit 300
@@ -97,12 +107,16 @@ class RecsStore:
             select e.product_id, count(distinct e.user_id)::float as score from events e join peers using (user_id)
             where e.type in {INTERACTIONS} and e.product_id is not null and e.product_id not in :ids
             group by e.product_id order by score desc, e.product_id limit :n
-        """, {"ids": product_ids, "u": exclude_user, "n": limit}, ("ids",))
+        """,
+            {"ids": product_ids, "u": exclude_user, "n": limit},
+            ("ids",),
+        )
 
     def popular(self, limit: int, days: int = 14, categories: list[str] | None = None) -> list[tuple[str, float]]:
         """Trending products: interactions of the last ``days`` days weighted view 1, cart 3, purchase 5,
         padded with in-stock catalogue items so a small shop still fills k."""
-        return self._scored(f"""
+        return self._scored(
+            f"""
             select p.product_id, coalesce(t.score, 0) as score from products p
             left join (
                 select product_id, sum(case type when 'purchase' then 5 when 'cart' then 3 else 1 end)::float as score
@@ -113,13 +127,18 @@ class RecsStore:
             ) t using (product_id)
             where p.in_stock and (cardinality(cast(:cats as text[])) = 0 or p.category = any(cast(:cats as text[])))
             order by score desc, p.product_id limit :n
-        """, {"n": limit, "days": days, "cats": categories or []})
+        """,
+            {"n": limit, "days": days, "cats": categories or []},
+        )
 
     def lexical_search(self, query: str, limit: int) -> list[tuple[str, float]]:
-        return self._scored("""
+        return self._scored(
+            """
             select p.product_id, ts_rank(doc, q) as score from products p,
                 lateral to_tsvector('english', p.title || ' ' || coalesce(p.brand, '') || ' ' ||
                     coalesce(p.category, '') || ' ' || coalesce(p.description, '')) doc,
                 websearch_to_tsquery('english', :q) q
             where doc @@ q order by score desc, p.product_id limit :n
-        """, {"q": query, "n": limit})
+        """,
+            {"q": query, "n": limit},
+        )

@@ -1,4 +1,5 @@
 """recs.v1.RecommendationService: translates protos to Recommender calls and back, nothing else."""
+
 from __future__ import annotations
 
 from protos.recs.v1 import recs_pb2, recs_pb2_grpc
@@ -18,8 +19,12 @@ def _filter(f: recs_pb2.ProductFilter) -> ProductFilter:
 
 def _items(result: RecsResult) -> list[recs_pb2.ScoredProduct]:
     return [
-        recs_pb2.ScoredProduct(product=protomap.product(it.product), score=it.score, source=it.source,
-                               reasons=protomap.reasons(dict.fromkeys(it.reasons)))
+        recs_pb2.ScoredProduct(
+            product=protomap.product(it.product),
+            score=it.score,
+            source=it.source,
+            reasons=protomap.reasons(dict.fromkeys(it.reasons)),
+        )
         for it in result.items
     ]
 

@@ -2,6 +2,7 @@
 
 Resolves the database URL (starting the embedded Postgres when none is configured, as the platform does),
 exports it so the task runtime and child processes see it, builds the Celery app and runs the worker or beat."""
+
 from __future__ import annotations
 
 import os
@@ -12,9 +13,9 @@ DEFAULT_BEAT_ARGS = ["--loglevel=INFO"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    from shared.store.embedded_pg import ensure_database_url
-    from shared.core.settings import Settings
     from services.worker import celery_app
+    from shared.core.settings import Settings
+    from shared.store.embedded_pg import ensure_database_url
 
     argv = list(sys.argv[1:] if argv is None else argv)
     role = argv.pop(0) if argv and argv[0] in ("worker", "beat") else "worker"

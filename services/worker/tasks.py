@@ -1,6 +1,7 @@
 """Celery tasks: thin and idempotent. Each takes names/ids, calls one job function and returns a JSON summary.
 
 Per worker process the settings, database engine and Triton client are built once, on first use."""
+
 from __future__ import annotations
 
 import logging
@@ -15,9 +16,9 @@ log = logging.getLogger(__name__)
 @lru_cache(maxsize=1)
 def runtime():
     """(settings, engine, triton client) of this worker process."""
-    from shared.store.engine import make_engine
     from shared.core.settings import Settings
     from shared.inference.triton_client import TritonClient
+    from shared.store.engine import make_engine
 
     settings = Settings()
     if not settings.database_url:
@@ -35,8 +36,12 @@ def clean_events(self, since: str | None = None) -> dict[str, Any]:
 
     _, engine, _ = runtime()
     report = run_cleaning(engine, datetime.fromisoformat(since) if since else None, task_id=self.request.id)
-    return {"report_id": report.id, "rows_in": report.rows_in, "rows_dropped": report.rows_dropped,
-            "issues": report.issues}
+    return {
+        "report_id": report.id,
+        "rows_in": report.rows_in,
+        "rows_dropped": report.rows_dropped,
+        "issues": report.issues,
+    }
 
 
 @shared_task(bind=True, name="services.worker.tasks.retrain_model")
@@ -45,8 +50,9 @@ def retrain_model(self, model_name: str, profile: str | None = None) -> dict[str
     from shared.learning.retrain import retrain_and_deploy
 
     settings, engine, client = runtime()
-    result = retrain_and_deploy(engine, settings, model_name, client, request_id=self.request.id, profile=profile,
-                                progress=log.info)
+    result = retrain_and_deploy(
+        engine, settings, model_name, client, request_id=self.request.id, profile=profile, progress=log.info
+    )
     log.info("retrain %s: %s v%s", model_name, result["status"], result["version"])
     return result
 
@@ -56,8 +62,9 @@ def retrain_ctr(self, profile: str | None = None) -> dict[str, Any]:
     from shared.learning.retrain import retrain_and_deploy
 
     settings, engine, client = runtime()
-    return retrain_and_deploy(engine, settings, "ctr_model", client, request_id=self.request.id, profile=profile,
-                              progress=log.info)
+    return retrain_and_deploy(
+        engine, settings, "ctr_model", client, request_id=self.request.id, profile=profile, progress=log.info
+    )
 
 
 @shared_task(name="services.worker.tasks.refresh_embeddings")

@@ -1,11 +1,12 @@
 """Domain errors. Each carries the gRPC status code it maps to; one interceptor turns them into aborts,
 so domain code never imports grpc and handlers need no try/except."""
+
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class StatusCode(str, Enum):
+class StatusCode(StrEnum):
     """The subset of gRPC status codes the domain raises (names match grpc.StatusCode)."""
 
     INVALID_ARGUMENT = "INVALID_ARGUMENT"

@@ -1,12 +1,13 @@
 """Building a gRPC server the same way for every service: one interceptor that turns domain errors into
 status codes and records logs and metrics, plus gRPC health checking and server reflection."""
+
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent import futures
 from dataclasses import dataclass
-from typing import Callable
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -56,8 +57,15 @@ class ErrorsLogsMetricsInterceptor(grpc.ServerInterceptor):
         elapsed = time.perf_counter() - started
         RPC_LATENCY.labels(self.service, method).observe(elapsed)
         RPC_TOTAL.labels(self.service, method, code).inc()
-        log_fields(log, logging.INFO, "rpc", service=self.service, method=method, code=code,
-                   latency_ms=round(elapsed * 1000, 2))
+        log_fields(
+            log,
+            logging.INFO,
+            "rpc",
+            service=self.service,
+            method=method,
+            code=code,
+            latency_ms=round(elapsed * 1000, 2),
+        )
 
     def _wrap_unary(self, behavior: Callable, method: str) -> Callable:
         def wrapped(request, context):

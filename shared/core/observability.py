@@ -1,4 +1,5 @@
 """JSON logs to stdout and Prometheus metrics, shared by every process of the platform."""
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,7 @@ RPC_LATENCY = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
 )
 RPC_TOTAL = Counter("ecomai_rpc_total", "RPCs handled, by gRPC status code", ["service", "method", "code"])
-DEGRADED_TOTAL = Counter(
-    "ecomai_degraded_total", "Responses answered (partly) by a fallback", ["service", "fallback"]
-)
+DEGRADED_TOTAL = Counter("ecomai_degraded_total", "Responses answered (partly) by a fallback", ["service", "fallback"])
 MODEL_LATENCY = Histogram(
     "ecomai_model_call_seconds",
     "Latency of one Triton inference call as seen by its client (shared/inference/triton_client.py)",
@@ -31,8 +30,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
-            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "severity": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

@@ -4,6 +4,7 @@ Defaults are safe for one machine: everything binds to loopback, state lives und
 (``.ecomai/`` in the working directory), and an embedded Postgres is started there when no
 ``ECOMAI_DATABASE_URL`` is given.
 """
+
 from __future__ import annotations
 
 from functools import cached_property
@@ -36,7 +37,9 @@ class Settings(BaseSettings):
     triton_grpc_port: int = 8001
     triton_http_port: int = 8000
     triton_metrics_port: int = 8002
-    triton_external: bool = Field(default=False, description="true = a Triton server is already running; don't start one")
+    triton_external: bool = Field(
+        default=False, description="true = a Triton server is already running; don't start one"
+    )
     triton_dir: Path = Field(
         default=PROJECT_ROOT / ".venv" / "triton",
         description="folder of the unpacked nvidia-pytriton wheel (holds pytriton/tritonserver)",

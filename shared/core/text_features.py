@@ -7,6 +7,7 @@ Changing a layout here changes what every model reads: retrain after editing.
 The views are Protocols: any object with these attributes works (the services' row dataclasses, ORM rows, or the
 small dataclasses below used by training).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

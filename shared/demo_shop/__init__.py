@@ -3,18 +3,23 @@ purchase probabilities, orders, support content, and a few planted bad events fo
 
 ``generate_shop(size, seed, end)`` is deterministic in (size, seed, end); ``end`` defaults to the current hour.
 ``load_shop(engine, shop)`` writes it with COPY (replacing earlier demo data)."""
+
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from shared.demo_shop.catalog import CATEGORY_NAMES, make_campaigns_and_ads, make_products
 from shared.demo_shop.loader import LoadReport, load_shop, shop_is_seeded
 from shared.demo_shop.planted import BOT_USER_ID, plant_bad_events
 from shared.demo_shop.sessions import EVENT_COLUMNS, SessionSimulator
 from shared.demo_shop.shoppers import (
-    SEGMENTS, Taste, make_users, true_click_probability, true_purchase_probability,
+    SEGMENTS,
+    Taste,
+    make_users,
+    true_click_probability,
+    true_purchase_probability,
 )
 from shared.demo_shop.support import CHAT_INTENTS, make_faq_entries, make_intent_examples
 
@@ -34,10 +39,10 @@ class ShopSize:
 SIZES = {
     "tiny": ShopSize(users=60, products=120, ads=20, events=3_000, examples_per_intent=20, bad_per_rule=3),
     "small": ShopSize(users=500, products=1_500, ads=120, events=60_000, examples_per_intent=60, bad_per_rule=20),
-    "medium": ShopSize(users=3_000, products=5_000, ads=300, events=300_000, examples_per_intent=80,
-                       bad_per_rule=50),
-    "large": ShopSize(users=10_000, products=10_000, ads=600, events=1_000_000, examples_per_intent=100,
-                      bad_per_rule=100),
+    "medium": ShopSize(users=3_000, products=5_000, ads=300, events=300_000, examples_per_intent=80, bad_per_rule=50),
+    "large": ShopSize(
+        users=10_000, products=10_000, ads=600, events=1_000_000, examples_per_intent=100, bad_per_rule=100
+    ),
 }
 
 
@@ -71,7 +76,7 @@ def generate_shop(size: str = "small", seed: int = 7, end: datetime | None = Non
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}, got {size!r}")
     spec = SIZES[size]
-    end = end or datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0)
+    end = end or datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     rng = random.Random(f"ecomai-demo-{seed}")
     products = make_products(rng, spec.products, end)
     users, tastes = make_users(rng, spec.users, end)
@@ -86,16 +91,39 @@ def generate_shop(size: str = "small", seed: int = 7, end: datetime | None = Non
     order_ids = [o["order_id"] for o in out.orders]
     countries = ("the US", "Canada", "the UK", "Germany", "France", "Japan", "Australia")
     return Shop(
-        size=size, seed=seed, end=end, users=users + [bot], products=products, campaigns=campaigns, ads=ads,
-        orders=out.orders, order_items=out.order_items, events=events, conversations=out.conversations,
-        messages=out.messages, faq_entries=make_faq_entries(),
+        size=size,
+        seed=seed,
+        end=end,
+        users=users + [bot],
+        products=products,
+        campaigns=campaigns,
+        ads=ads,
+        orders=out.orders,
+        order_items=out.order_items,
+        events=events,
+        conversations=out.conversations,
+        messages=out.messages,
+        faq_entries=make_faq_entries(),
         intent_examples=make_intent_examples(rng, spec.examples_per_intent, products, order_ids, countries),
-        tastes=tastes, planted=planted,
+        tastes=tastes,
+        planted=planted,
     )
 
 
 __all__ = [
-    "BOT_USER_ID", "CATEGORY_NAMES", "CHAT_INTENTS", "DEMO_USER_ID", "EVENT_COLUMNS", "SIZES", "LoadReport", "Shop",
-    "ShopSize", "Taste", "generate_shop", "load_shop", "shop_is_seeded", "true_click_probability",
+    "BOT_USER_ID",
+    "CATEGORY_NAMES",
+    "CHAT_INTENTS",
+    "DEMO_USER_ID",
+    "EVENT_COLUMNS",
+    "SIZES",
+    "LoadReport",
+    "Shop",
+    "ShopSize",
+    "Taste",
+    "generate_shop",
+    "load_shop",
+    "shop_is_seeded",
+    "true_click_probability",
     "true_purchase_probability",
 ]

@@ -1,4 +1,5 @@
 """Writes a demo shop into the feature store with COPY: a 1M-event shop loads in seconds."""
+
 from __future__ import annotations
 
 import contextlib
@@ -14,13 +15,38 @@ if TYPE_CHECKING:
     from shared.demo_shop import Shop
 
 # parents before children (COPY order); truncated together
-SHOP_TABLES = ("users", "products", "campaigns", "ads", "orders", "order_items", "conversations", "messages",
-               "faq_entries", "intent_examples", "events")
+SHOP_TABLES = (
+    "users",
+    "products",
+    "campaigns",
+    "ads",
+    "orders",
+    "order_items",
+    "conversations",
+    "messages",
+    "faq_entries",
+    "intent_examples",
+    "events",
+)
 DERIVED_TABLES = ("features", "events_quarantine")
 JSON_COLUMNS = {"attributes", "keywords", "target_segments", "tags", "metadata"}
-EVENT_COPY_COLUMNS = ("event_id", "type", "user_id", "product_id", "ad_id", "impression_id", "placement_id",
-                      "session_id", "query", "conversation_id", "rating", "quantity", "price_micros", "occurred_at",
-                      "properties")
+EVENT_COPY_COLUMNS = (
+    "event_id",
+    "type",
+    "user_id",
+    "product_id",
+    "ad_id",
+    "impression_id",
+    "placement_id",
+    "session_id",
+    "query",
+    "conversation_id",
+    "rating",
+    "quantity",
+    "price_micros",
+    "occurred_at",
+    "properties",
+)
 
 
 @dataclass
@@ -61,17 +87,23 @@ def _indexes_dropped(cursor, table: str, enabled: bool) -> Iterator[None]:
     if not enabled:
         yield
         return
-    cursor.execute("""
+    cursor.execute(
+        """
         select conname, pg_get_constraintdef(oid) from pg_constraint
         where conrelid = cast(%s as regclass) and contype = 'u'
-    """, (table,))
+    """,
+        (table,),
+    )
     constraints = cursor.fetchall()
     for name, _ in constraints:
         cursor.execute(f'alter table {table} drop constraint "{name}"')
-    cursor.execute("""
+    cursor.execute(
+        """
         select i.relname, pg_get_indexdef(i.oid) from pg_index x join pg_class i on i.oid = x.indexrelid
         where x.indrelid = cast(%s as regclass) and not x.indisprimary
-    """, (table,))
+    """,
+        (table,),
+    )
     indexes = cursor.fetchall()
     for name, _ in indexes:
         cursor.execute(f'drop index "{name}"')
@@ -100,8 +132,7 @@ def load_shop(engine: Engine, shop: Shop) -> LoadReport:
                 columns = list(rows[0])
                 report.rows[table] = _copy(cursor, table, columns, _dict_rows(rows, columns))
             with _indexes_dropped(cursor, "events", enabled=len(shop.events) > 100_000):
-                report.rows["events"] = _copy(cursor, "events", EVENT_COPY_COLUMNS,
-                                              _unique_events(shop.events, report))
+                report.rows["events"] = _copy(cursor, "events", EVENT_COPY_COLUMNS, _unique_events(shop.events, report))
             cursor.execute("analyze")
         raw.commit()
     except Exception:
@@ -119,5 +150,6 @@ def shop_is_seeded(engine: Engine) -> bool:
         exists = conn.execute(text("select to_regclass('products') is not null and to_regclass('users') is not null"))
         if not exists.scalar():
             return False
-        return bool(conn.execute(text(
-            "select exists (select 1 from products) and exists (select 1 from users)")).scalar())
+        return bool(
+            conn.execute(text("select exists (select 1 from products) and exists (select 1 from users)")).scalar()
+        )

@@ -2,6 +2,7 @@
 
 Each planted event carries ``properties["planted"] = <cleaning rule it must trip>``; ``Shop.planted`` counts them.
 Exact repeats of an event id (``duplicate_event_id``) are not marked: ingestion keeps the first copy."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,9 @@ def _mark(event: tuple, rule: str, **changes) -> tuple:
     return tuple(row)
 
 
-def plant_bad_events(rng: random.Random, events: list[tuple], ads: list[dict], end: datetime,
-                     per_rule: int) -> tuple[list[tuple], dict[str, int]]:
+def plant_bad_events(
+    rng: random.Random, events: list[tuple], ads: list[dict], end: datetime, per_rule: int
+) -> tuple[list[tuple], dict[str, int]]:
     """(the stream with bad events inserted at random places, count per rule)."""
     views = [e for e in events if e[_I["type"]] == "view"]
     purchases = [e for e in events if e[_I["type"]] == "purchase"] or views
@@ -38,25 +40,52 @@ def plant_bad_events(rng: random.Random, events: list[tuple], ads: list[dict], e
 
     bad: list[tuple] = []
     for view in rng.sample(views, per_rule):
-        bad.append(_mark(view, "duplicate", event_id=new_id(),
-                         occurred_at=view[_I["occurred_at"]] + timedelta(milliseconds=400)))
+        bad.append(
+            _mark(
+                view, "duplicate", event_id=new_id(), occurred_at=view[_I["occurred_at"]] + timedelta(milliseconds=400)
+            )
+        )
     for n, view in enumerate(rng.sample(views, per_rule)):
         bad.append(_mark(view, "invalid_id", event_id=new_id(), product_id=f"p-unknown-{n}"))
     for view in rng.sample(views, per_rule):
         bad.append(_mark(view, "missing_field", event_id=new_id(), product_id=None))
     for n, imp in enumerate(rng.sample(impressions, per_rule)):
-        bad.append(_mark(imp, "click_without_impression", event_id=new_id(), type="click",
-                         impression_id=f"imp-missing-{n}", occurred_at=imp[_I["occurred_at"]] + timedelta(seconds=5)))
+        bad.append(
+            _mark(
+                imp,
+                "click_without_impression",
+                event_id=new_id(),
+                type="click",
+                impression_id=f"imp-missing-{n}",
+                occurred_at=imp[_I["occurred_at"]] + timedelta(seconds=5),
+            )
+        )
     for n, purchase in enumerate(rng.choices(purchases, k=per_rule)):
         price = -purchase[_I["price_micros"]] if n % 2 == 0 and purchase[_I["price_micros"]] else 5 * 10**12
-        bad.append(_mark(purchase, "impossible_price", event_id=new_id(), price_micros=price,
-                         occurred_at=purchase[_I["occurred_at"]] + timedelta(seconds=7)))
+        bad.append(
+            _mark(
+                purchase,
+                "impossible_price",
+                event_id=new_id(),
+                price_micros=price,
+                occurred_at=purchase[_I["occurred_at"]] + timedelta(seconds=7),
+            )
+        )
     for n, view in enumerate(rng.sample(views, per_rule)):
         when = end + timedelta(days=rng.uniform(2, 30)) if n % 3 else datetime(1999, 12, 31, tzinfo=end.tzinfo)
         bad.append(_mark(view, "bad_timestamp", event_id=new_id(), occurred_at=when))
     bad.extend(_bot_events(rng, ads, end, new_id))
-    counts = {rule: per_rule for rule in ("duplicate", "invalid_id", "missing_field", "click_without_impression",
-                                          "impossible_price", "bad_timestamp")}
+    counts = {
+        rule: per_rule
+        for rule in (
+            "duplicate",
+            "invalid_id",
+            "missing_field",
+            "click_without_impression",
+            "impossible_price",
+            "bad_timestamp",
+        )
+    }
     counts["bot_user"] = BOT_IMPRESSIONS + BOT_CLICKS
     repeats = [e for e in rng.sample(events, per_rule)]  # same event id again: ingestion keeps one copy
     counts["duplicate_event_id"] = len(repeats)
@@ -74,9 +103,17 @@ def _bot_events(rng: random.Random, ads: list[dict], end: datetime, new_id) -> l
         impression_id = f"imp-bot-{n:05d}"
         props = json.dumps({"planted": "bot_user", "position": 1})
         row = {c: None for c in EVENT_COLUMNS}
-        row.update(event_id=new_id(), type="impression", user_id=BOT_USER_ID, ad_id=ad["ad_id"],
-                   impression_id=impression_id, placement_id="home_top", session_id="s-bot", occurred_at=at,
-                   properties=props)
+        row.update(
+            event_id=new_id(),
+            type="impression",
+            user_id=BOT_USER_ID,
+            ad_id=ad["ad_id"],
+            impression_id=impression_id,
+            placement_id="home_top",
+            session_id="s-bot",
+            occurred_at=at,
+            properties=props,
+        )
         out.append(tuple(row[c] for c in EVENT_COLUMNS))
         if n < BOT_CLICKS:
             row.update(event_id=new_id(), type="click", occurred_at=at + timedelta(seconds=1))

@@ -3,6 +3,7 @@
 A taste is a preference distribution over categories, a few favourite brands and a price level. Only the segment
 label (derived from the taste) is stored on the user; the taste itself stays in ``Shop.tastes`` so benchmarks can
 compare a model with the best possible predictor (``true_click_probability``)."""
+
 from __future__ import annotations
 
 import math
@@ -13,9 +14,18 @@ from datetime import datetime, timedelta
 from shared.demo_shop.catalog import CATEGORIES, CATEGORY_NAMES
 
 SEGMENT_OF_CATEGORY = {
-    "electronics": "tech", "office": "tech", "kitchen": "home", "home": "home", "garden": "home",
-    "outdoor": "active", "sports": "active", "books": "culture", "toys": "family", "pets": "family",
-    "beauty": "style", "fashion": "style",
+    "electronics": "tech",
+    "office": "tech",
+    "kitchen": "home",
+    "home": "home",
+    "garden": "home",
+    "outdoor": "active",
+    "sports": "active",
+    "books": "culture",
+    "toys": "family",
+    "pets": "family",
+    "beauty": "style",
+    "fashion": "style",
 }
 SEGMENTS = ("tech", "home", "active", "culture", "family", "style")
 PRICE_LEVELS = ("budget", "mid", "premium")
@@ -42,9 +52,14 @@ def _sigmoid(x: float) -> float:
 def true_click_probability(taste: Taste, ad: dict, segment: str, placement: str, position: int) -> float:
     """P(click | impression): user taste for the ad's category, brand and segment targeting, placement, position."""
     affinity = taste.categories.get(ad["category"], 0.0)
-    logit = (-4.0 + 4.5 * affinity + PLACEMENT_BIAS.get(placement, 0.0) + POSITION_BIAS[min(position, 3) - 1]
-             + (0.5 if segment in ad["target_segments"] else 0.0)
-             + (0.6 if ad["title"].split()[0] in {b.split()[0] for b in taste.brands} else 0.0))
+    logit = (
+        -4.0
+        + 4.5 * affinity
+        + PLACEMENT_BIAS.get(placement, 0.0)
+        + POSITION_BIAS[min(position, 3) - 1]
+        + (0.5 if segment in ad["target_segments"] else 0.0)
+        + (0.6 if ad["title"].split()[0] in {b.split()[0] for b in taste.brands} else 0.0)
+    )
     return _sigmoid(logit)
 
 
@@ -52,8 +67,13 @@ def true_purchase_probability(taste: Taste, product: dict, price_level_of: dict[
     """P(purchase | product view): category taste, favourite brand, and how well the price suits the shopper."""
     affinity = taste.categories.get(product["category"], 0.0)
     price_gap = abs(price_level_of[product["product_id"]] - taste.price_level)
-    logit = (-3.4 + 3.5 * affinity + (0.8 if product["brand"] in taste.brands else 0.0) - 0.7 * price_gap
-             + (0.0 if product["in_stock"] else -4.0))
+    logit = (
+        -3.4
+        + 3.5 * affinity
+        + (0.8 if product["brand"] in taste.brands else 0.0)
+        - 0.7 * price_gap
+        + (0.0 if product["in_stock"] else -4.0)
+    )
     return _sigmoid(logit)
 
 
@@ -66,14 +86,24 @@ def make_users(rng: random.Random, count: int, end: datetime) -> tuple[list[dict
         favourite = max(categories, key=categories.get)
         spec = CATEGORIES[CATEGORY_NAMES.index(favourite)]
         brands = frozenset(rng.sample(spec.brands, 2) + [rng.choice(rng.choice(CATEGORIES).brands)])
-        taste = Taste(categories, brands, rng.choices((0, 1, 2), (0.4, 0.4, 0.2))[0],
-                      activity=(4.0 if i == 0 else rng.lognormvariate(0, 0.8)))
+        taste = Taste(
+            categories,
+            brands,
+            rng.choices((0, 1, 2), (0.4, 0.4, 0.2))[0],
+            activity=(4.0 if i == 0 else rng.lognormvariate(0, 0.8)),
+        )
         user_id = f"u-{i + 1:04d}"
         tastes[user_id] = taste
-        users.append({
-            "user_id": user_id, "segment": SEGMENT_OF_CATEGORY[favourite], "country": rng.choice(COUNTRIES),
-            "created_at": end - timedelta(days=rng.uniform(31, 900)),
-            "attributes": {"price_level": PRICE_LEVELS[taste.price_level],
-                           "age_band": rng.choice(("18-24", "25-34", "35-44", "45-54", "55+"))},
-        })
+        users.append(
+            {
+                "user_id": user_id,
+                "segment": SEGMENT_OF_CATEGORY[favourite],
+                "country": rng.choice(COUNTRIES),
+                "created_at": end - timedelta(days=rng.uniform(31, 900)),
+                "attributes": {
+                    "price_level": PRICE_LEVELS[taste.price_level],
+                    "age_band": rng.choice(("18-24", "25-34", "35-44", "45-54", "55+")),
+                },
+            }
+        )
     return users, tastes

@@ -8,6 +8,7 @@ What it computes follows the model config's outputs:
 
 Copied into each version folder as ``model.py`` by shared/learning/registry.py; loads ``<version>/hf``
 (a transformers ``save_pretrained`` folder) and ``<version>/meta.json``."""
+
 import json
 import os
 
@@ -60,8 +61,9 @@ class TritonPythonModel:
         return responses
 
     def _encode(self, texts):
-        return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                              return_tensors="pt").to(self.device)
+        return self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt").to(
+            self.device
+        )
 
     def _embed(self, texts):
         torch = self.torch

@@ -2,6 +2,7 @@
 
 Every failure to get an answer (server down, model not loaded, deadline passed) becomes
 ``shared.core.errors.ModelUnavailable`` so callers can degrade to a fallback."""
+
 from __future__ import annotations
 
 import threading
@@ -57,7 +58,7 @@ class TritonClient:
                 self._grpc.close()
                 self._grpc = None
 
-    def __enter__(self) -> "TritonClient":
+    def __enter__(self) -> TritonClient:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -70,7 +71,9 @@ class TritonClient:
         started = time.perf_counter()
         try:
             return self._client.infer(
-                model, [tensor], outputs=[grpcclient.InferRequestedOutput(o) for o in outputs],
+                model,
+                [tensor],
+                outputs=[grpcclient.InferRequestedOutput(o) for o in outputs],
                 client_timeout=self.timeout_s,
             )
         except InferenceServerException as exc:
@@ -87,14 +90,16 @@ class TritonClient:
 
     def _chunks(self, texts: list[str]) -> list[list[str]]:
         """Requests of at most MAX_BATCH texts: the models' max_batch_size; Triton rejects bigger ones."""
-        return [texts[i:i + MAX_BATCH] for i in range(0, len(texts), MAX_BATCH)]
+        return [texts[i : i + MAX_BATCH] for i in range(0, len(texts), MAX_BATCH)]
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """[n, 384] float32, L2-normalised."""
         if not texts:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-        parts = [self._output(ENCODER, self._infer(ENCODER, chunk, ["EMBEDDING"]), "EMBEDDING")
-                 for chunk in self._chunks(texts)]
+        parts = [
+            self._output(ENCODER, self._infer(ENCODER, chunk, ["EMBEDDING"]), "EMBEDDING")
+            for chunk in self._chunks(texts)
+        ]
         return np.concatenate(parts)
 
     def classify(self, model: str, texts: list[str], with_labels: bool | None = None) -> ClassifyResult:
@@ -109,8 +114,10 @@ class TritonClient:
             logits.append(self._output(model, result, "LOGITS"))
             probs.append(self._output(model, result, "PROBS"))
             if labels is not None:
-                labels.extend(x.decode() if isinstance(x, bytes) else str(x)
-                              for x in self._output(model, result, "LABEL").reshape(-1))
+                labels.extend(
+                    x.decode() if isinstance(x, bytes) else str(x)
+                    for x in self._output(model, result, "LABEL").reshape(-1)
+                )
             version = int(result.get_response().model_version or 0)
         if not texts:
             return ClassifyResult(np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), labels, version)
@@ -125,8 +132,11 @@ class TritonClient:
 
     def is_model_ready(self, name: str, version: int | None = None) -> bool:
         try:
-            return bool(self._client.is_model_ready(name, "" if version is None else str(version),
-                                                    client_timeout=self.timeout_s))
+            return bool(
+                self._client.is_model_ready(
+                    name, "" if version is None else str(version), client_timeout=self.timeout_s
+                )
+            )
         except InferenceServerException:
             return False
 
@@ -135,11 +145,15 @@ class TritonClient:
             index = self._client.get_model_repository_index(as_json=True, client_timeout=self.timeout_s)
         except InferenceServerException as exc:
             raise ModelUnavailable(name, str(exc)) from exc
-        return sorted(int(m["version"]) for m in index.get("models", [])
-                      if m.get("name") == name and m.get("state") == "READY" and m.get("version"))
+        return sorted(
+            int(m["version"])
+            for m in index.get("models", [])
+            if m.get("name") == name and m.get("state") == "READY" and m.get("version")
+        )
 
-    def load_model(self, name: str, config_json: str | None = None, *, instance_kind: str | None = None,
-                   timeout_s: float = 300) -> None:
+    def load_model(
+        self, name: str, config_json: str | None = None, *, instance_kind: str | None = None, timeout_s: float = 300
+    ) -> None:
         """Loads (or reloads) a model: the newest version folder serves, older ones unload (version policy).
         ``config_json`` replaces config.pbtxt for this load; ``instance_kind`` (KIND_CPU / KIND_GPU) builds that
         override from the committed config with every instance group switched to that kind."""

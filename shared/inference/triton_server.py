@@ -1,5 +1,6 @@
 """Starting and stopping a local Triton Inference Server (the ``tritonserver`` binary unpacked from the
 nvidia-pytriton wheel by scripts/bootstrap.sh) in explicit model-control mode, bound to loopback."""
+
 from __future__ import annotations
 
 import atexit
@@ -34,9 +35,12 @@ class TritonServer:
             f"--model-repository={Path(s.model_repository).resolve()}",
             "--model-control-mode=explicit",
             f"--backend-directory={self.root / 'backends'}",
-            f"--grpc-address={s.triton_host}", f"--grpc-port={s.triton_grpc_port}",
-            f"--http-address={s.triton_host}", f"--http-port={s.triton_http_port}",
-            f"--metrics-address={s.triton_host}", f"--metrics-port={s.triton_metrics_port}",
+            f"--grpc-address={s.triton_host}",
+            f"--grpc-port={s.triton_grpc_port}",
+            f"--http-address={s.triton_host}",
+            f"--http-port={s.triton_http_port}",
+            f"--metrics-address={s.triton_host}",
+            f"--metrics-port={s.triton_metrics_port}",
             "--allow-gpu-metrics=false",
             "--exit-timeout-secs=10",
             "--log-verbose=0",
@@ -66,16 +70,19 @@ class TritonServer:
         except OSError:
             return False
 
-    def start(self, wait_ready_s: float = 60) -> "TritonServer":
+    def start(self, wait_ready_s: float = 60) -> TritonServer:
         if not self.binary.exists():
             raise TritonStartError(f"{self.binary} is missing: run `bash scripts/bootstrap.sh` first")
         if self.is_ready():
-            raise TritonStartError(f"something already answers on {self.ready_url}; set other ECOMAI_TRITON_*_PORT"
-                                   " or ECOMAI_TRITON_EXTERNAL=true to use it")
+            raise TritonStartError(
+                f"something already answers on {self.ready_url}; set other ECOMAI_TRITON_*_PORT"
+                " or ECOMAI_TRITON_EXTERNAL=true to use it"
+            )
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child process
-        self.process = subprocess.Popen(self.command(), env=self.environment(), stdout=log,
-                                        stderr=subprocess.STDOUT, start_new_session=True)
+        self.process = subprocess.Popen(
+            self.command(), env=self.environment(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         log.close()
         atexit.register(self.stop)  # never leave a server behind when the owner exits without stop()
         deadline = time.monotonic() + wait_ready_s
@@ -111,7 +118,7 @@ class TritonServer:
         except OSError:
             return "(no log)"
 
-    def __enter__(self) -> "TritonServer":
+    def __enter__(self) -> TritonServer:
         return self.start()
 
     def __exit__(self, *exc) -> None:

@@ -7,6 +7,7 @@
 - Intents: intent_examples, stratified held-out split.
 Texts are made by shared.core.text_features, the same functions the services call.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -41,8 +42,11 @@ class UserTimelines:
     """Per user, the (time, product_id) of view/cart/purchase events in time order, for as-of lookups."""
 
     def __init__(self, engine: Engine):
-        rows = _rows(engine, "select user_id, product_id, occurred_at from events where type in ('view','cart',"
-                             "'purchase') and user_id is not null and product_id is not null order by occurred_at, id")
+        rows = _rows(
+            engine,
+            "select user_id, product_id, occurred_at from events where type in ('view','cart',"
+            "'purchase') and user_id is not null and product_id is not null order by occurred_at, id",
+        )
         self.times: dict[str, list[datetime]] = defaultdict(list)
         self.products: dict[str, list[str]] = defaultdict(list)
         for r in rows:
@@ -72,28 +76,42 @@ def _rows(engine: Engine, sql: str, **params: Any) -> list[dict[str, Any]]:
 
 
 def _products(engine: Engine) -> dict[str, Product]:
-    rows = _rows(engine, "select product_id, title, coalesce(category,'') as category, coalesce(brand,'') as brand,"
-                         " price_micros, coalesce(description,'') as description from products")
+    rows = _rows(
+        engine,
+        "select product_id, title, coalesce(category,'') as category, coalesce(brand,'') as brand,"
+        " price_micros, coalesce(description,'') as description from products",
+    )
     return {r.pop("product_id"): Product(**r) for r in rows}
 
 
-def ctr_dataset(engine: Engine, max_train: int, max_eval: int, eval_fraction: float = 0.2,
-                seed: int = 0) -> LabelledSet:
-    impressions = _rows(engine, """
+def ctr_dataset(
+    engine: Engine, max_train: int, max_eval: int, eval_fraction: float = 0.2, seed: int = 0
+) -> LabelledSet:
+    impressions = _rows(
+        engine,
+        """
         select e.impression_id, e.user_id, e.ad_id, coalesce(e.placement_id, '') as placement_id, e.occurred_at,
                coalesce((e.properties->>'position')::int, 1) as position,
                (e.properties->>'true_p_click')::float as true_p,
                exists(select 1 from events c where c.type = 'click' and c.impression_id = e.impression_id) as clicked
         from events e
         where e.type = 'impression' and e.impression_id is not null and e.user_id is not null and e.ad_id is not null
-        order by e.occurred_at, e.id""")
+        order by e.occurred_at, e.id""",
+    )
     if len(impressions) < 20:
         raise ValueError(f"need at least 20 impression events to train the CTR model, found {len(impressions)}")
-    users = {r.pop("user_id"): User(**r) for r in _rows(
-        engine, "select user_id, coalesce(segment,'') as segment, coalesce(country,'') as country from users")}
-    ads = {r.pop("ad_id"): Ad(r["title"], r["category"], tuple(r["keywords"] or ()), tuple(r["target_segments"] or ()))
-           for r in _rows(engine, "select ad_id, title, coalesce(category,'') as category, keywords, target_segments"
-                                  " from ads")}
+    users = {
+        r.pop("user_id"): User(**r)
+        for r in _rows(
+            engine, "select user_id, coalesce(segment,'') as segment, coalesce(country,'') as country from users"
+        )
+    }
+    ads = {
+        r.pop("ad_id"): Ad(r["title"], r["category"], tuple(r["keywords"] or ()), tuple(r["target_segments"] or ()))
+        for r in _rows(
+            engine, "select ad_id, title, coalesce(category,'') as category, keywords, target_segments from ads"
+        )
+    }
     category_of = {pid: p.category for pid, p in _products(engine).items()}
     timelines = UserTimelines(engine)
     known = [r for r in impressions if r["ad_id"] in ads]
@@ -103,23 +121,32 @@ def ctr_dataset(engine: Engine, max_train: int, max_eval: int, eval_fraction: fl
         eval_rows = sorted(random.Random(seed).sample(eval_rows, max_eval), key=lambda r: r["occurred_at"])
 
     def example(r: dict) -> tuple[str, int]:
-        recent = recent_distinct([category_of.get(p, "") for p in timelines.before(r["user_id"], r["occurred_at"])],
-                                 RECENT_CATEGORIES)
+        recent = recent_distinct(
+            [category_of.get(p, "") for p in timelines.before(r["user_id"], r["occurred_at"])], RECENT_CATEGORIES
+        )
         user = users.get(r["user_id"], User())
         return ctr_text(user, ads[r["ad_id"]], r["placement_id"], r["position"], recent), int(r["clicked"])
 
     true_probs = [r["true_p"] for r in eval_rows]
     info = {
-        "source": "events: impression + click by impression_id", "split": "by time",
-        "impressions": len(impressions), "clicks": sum(r["clicked"] for r in impressions),
+        "source": "events: impression + click by impression_id",
+        "split": "by time",
+        "impressions": len(impressions),
+        "clicks": sum(r["clicked"] for r in impressions),
         "dropped_unknown_ad": len(impressions) - len(known),
-        "train_rows": len(train_rows), "eval_rows": len(eval_rows),
-        "train_clicks": sum(r["clicked"] for r in train_rows), "eval_clicks": sum(r["clicked"] for r in eval_rows),
+        "train_rows": len(train_rows),
+        "eval_rows": len(eval_rows),
+        "train_clicks": sum(r["clicked"] for r in train_rows),
+        "eval_clicks": sum(r["clicked"] for r in eval_rows),
         "train_time_range": [_iso(train_rows[0]["occurred_at"]), _iso(train_rows[-1]["occurred_at"])],
         "eval_time_range": [_iso(eval_rows[0]["occurred_at"]), _iso(eval_rows[-1]["occurred_at"])],
     }
-    return LabelledSet([example(r) for r in train_rows], [example(r) for r in eval_rows], info,
-                       true_probs if all(p is not None for p in true_probs) else None)
+    return LabelledSet(
+        [example(r) for r in train_rows],
+        [example(r) for r in eval_rows],
+        info,
+        true_probs if all(p is not None for p in true_probs) else None,
+    )
 
 
 @dataclass
@@ -129,8 +156,16 @@ class RankerData:
     popularity_scores: list[list[float]]  # the same candidates scored by train-time popularity (a baseline)
 
 
-def ranker_dataset(engine: Engine, max_train: int, max_eval: int, ranking_users: int, candidates: int = 100,
-                   negatives: int = 3, eval_user_fraction: float = 0.15, seed: int = 0) -> RankerData:
+def ranker_dataset(
+    engine: Engine,
+    max_train: int,
+    max_eval: int,
+    ranking_users: int,
+    candidates: int = 100,
+    negatives: int = 3,
+    eval_user_fraction: float = 0.15,
+    seed: int = 0,
+) -> RankerData:
     rng = random.Random(seed)
     products = _products(engine)
     timelines = UserTimelines(engine)
@@ -177,10 +212,16 @@ def ranker_dataset(engine: Engine, max_train: int, max_eval: int, ranking_users:
     train_pairs, eval_pairs = pairs(train_users, max_train, True), pairs(eval_users, max_eval, False)
     times = [t for u in users for t, _ in sequences[u]]
     info = {
-        "source": "events: view/cart/purchase sequences", "split": "by user",
-        "users": len(users), "train_users": len(train_users), "eval_users": len(eval_users),
-        "train_rows": len(train_pairs), "eval_rows": len(eval_pairs), "negatives_per_positive": negatives,
-        "ranking_eval_users": len(ranking_eval), "ranking_candidates": candidates,
+        "source": "events: view/cart/purchase sequences",
+        "split": "by user",
+        "users": len(users),
+        "train_users": len(train_users),
+        "eval_users": len(eval_users),
+        "train_rows": len(train_pairs),
+        "eval_rows": len(eval_pairs),
+        "negatives_per_positive": negatives,
+        "ranking_eval_users": len(ranking_eval),
+        "ranking_candidates": candidates,
         "time_range": [_iso(min(times)), _iso(max(times))],
     }
     return RankerData(LabelledSet(train_pairs, eval_pairs, info), ranking_eval, popularity_scores)
@@ -196,8 +237,9 @@ def _sample_unseen(rng: random.Random, product_ids: list[str], seen: set[str], k
     return sorted(out)
 
 
-def intent_dataset(engine: Engine, max_train: int, max_eval: int, eval_fraction: float = 0.2,
-                   seed: int = 0) -> tuple[LabelledSet, list[str]]:
+def intent_dataset(
+    engine: Engine, max_train: int, max_eval: int, eval_fraction: float = 0.2, seed: int = 0
+) -> tuple[LabelledSet, list[str]]:
     rows = _rows(engine, "select text, intent from intent_examples order by id")
     labels = sorted({r["intent"] for r in rows})
     if len(labels) < 2:
@@ -215,6 +257,12 @@ def intent_dataset(engine: Engine, max_train: int, max_eval: int, eval_fraction:
         train += [(t, i) for t in texts[n_eval:]]
     rng.shuffle(train)
     rng.shuffle(evaluation)
-    info = {"source": "intent_examples", "split": "stratified random", "rows": len(rows), "intents": len(labels),
-            "train_rows": min(len(train), max_train), "eval_rows": min(len(evaluation), max_eval)}
+    info = {
+        "source": "intent_examples",
+        "split": "stratified random",
+        "rows": len(rows),
+        "intents": len(labels),
+        "train_rows": min(len(train), max_train),
+        "eval_rows": min(len(evaluation), max_eval),
+    }
     return LabelledSet(train[:max_train], evaluation[:max_eval], info), labels

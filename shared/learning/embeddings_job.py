@@ -3,16 +3,17 @@
 Upserts on (entity_type, entity_id, model_name), stamps the encoder version that answered, and deletes the
 embeddings of entities that no longer exist, so running it twice is harmless.
 """
+
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import Engine, select, text
 from sqlalchemy.dialects.postgresql import insert
 
-from shared.store.schema import Embedding, ModelVersion
 from shared.core.text_features import Product, faq_text, product_text
+from shared.store.schema import Embedding, ModelVersion
 
 log = logging.getLogger(__name__)
 ENCODER = "text_encoder"
@@ -22,12 +23,23 @@ ENTITY_TYPES = ("product", "faq")
 def _texts(engine: Engine, entity_type: str) -> list[tuple[str, str]]:
     with engine.connect() as conn:
         if entity_type == "product":
-            rows = conn.execute(text(
-                "select product_id, title, coalesce(category,'') as category, coalesce(brand,'') as brand,"
-                " price_micros, coalesce(description,'') as description from products order by product_id"
-            )).mappings().all()
-            return [(r["product_id"], product_text(Product(r["title"], r["category"], r["brand"], r["price_micros"],
-                                                           r["description"]))) for r in rows]
+            rows = (
+                conn.execute(
+                    text(
+                        "select product_id, title, coalesce(category,'') as category, coalesce(brand,'') as brand,"
+                        " price_micros, coalesce(description,'') as description from products order by product_id"
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            return [
+                (
+                    r["product_id"],
+                    product_text(Product(r["title"], r["category"], r["brand"], r["price_micros"], r["description"])),
+                )
+                for r in rows
+            ]
         rows = conn.execute(text("select faq_id, question, answer from faq_entries order by faq_id")).mappings().all()
         return [(r["faq_id"], faq_text(r["question"], r["answer"])) for r in rows]
 
@@ -41,20 +53,27 @@ def encoder_version(engine: Engine, client) -> int:
     if ready:
         return max(ready)
     with engine.connect() as conn:
-        found = conn.execute(select(ModelVersion.version).where(ModelVersion.model_name == ENCODER,
-                                                                ModelVersion.status == "serving")).scalar()
+        found = conn.execute(
+            select(ModelVersion.version).where(ModelVersion.model_name == ENCODER, ModelVersion.status == "serving")
+        ).scalar()
     return int(found or 0)
 
 
 def _current(engine: Engine, entity_type: str, version: int) -> set[str]:
     with engine.connect() as conn:
-        return set(conn.execute(text("select entity_id from embeddings where entity_type = :t and model_name = :m"
-                                     " and model_version = :v"), {"t": entity_type, "m": ENCODER, "v": version})
-                   .scalars())
+        return set(
+            conn.execute(
+                text(
+                    "select entity_id from embeddings where entity_type = :t and model_name = :m and model_version = :v"
+                ),
+                {"t": entity_type, "m": ENCODER, "v": version},
+            ).scalars()
+        )
 
 
-def refresh_embeddings(engine: Engine, client, entity_type: str = "product", batch: int = 64,
-                       missing_only: bool = False) -> int:
+def refresh_embeddings(
+    engine: Engine, client, entity_type: str = "product", batch: int = 64, missing_only: bool = False
+) -> int:
     """Embeds every product (product_text) or FAQ entry (question + answer); returns the number written.
     ``missing_only`` skips entities that already have an embedding from the serving encoder version (a restart);
     the scheduled refresh re-embeds everything, which also picks up edited texts.
@@ -71,22 +90,36 @@ def refresh_embeddings(engine: Engine, client, entity_type: str = "product", bat
     written = 0
     todo = [item for item in items if item[0] not in current]
     for start in range(0, len(todo), batch):
-        chunk = todo[start:start + batch]
+        chunk = todo[start : start + batch]
         vectors = client.embed([t for _, t in chunk])
-        now = datetime.now(timezone.utc)
-        rows = [{"entity_type": entity_type, "entity_id": eid, "model_name": ENCODER, "model_version": version,
-                 "vector": vec.tolist(), "updated_at": now} for (eid, _), vec in zip(chunk, vectors)]
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "entity_type": entity_type,
+                "entity_id": eid,
+                "model_name": ENCODER,
+                "model_version": version,
+                "vector": vec.tolist(),
+                "updated_at": now,
+            }
+            for (eid, _), vec in zip(chunk, vectors)
+        ]
         stmt = insert(table).values(rows)
         stmt = stmt.on_conflict_do_update(
             index_elements=[table.c.entity_type, table.c.entity_id, table.c.model_name],
-            set_={"model_version": stmt.excluded.model_version, "vector": stmt.excluded.vector,
-                  "updated_at": stmt.excluded.updated_at})
+            set_={
+                "model_version": stmt.excluded.model_version,
+                "vector": stmt.excluded.vector,
+                "updated_at": stmt.excluded.updated_at,
+            },
+        )
         with engine.begin() as conn:
             conn.execute(stmt)
         written += len(rows)
     with engine.begin() as conn:  # entities deleted since the last refresh
-        conn.execute(text("delete from embeddings where entity_type = :t and model_name = :m"
-                          " and not (entity_id = any(:ids))"),
-                     {"t": entity_type, "m": ENCODER, "ids": [eid for eid, _ in items]})
+        conn.execute(
+            text("delete from embeddings where entity_type = :t and model_name = :m and not (entity_id = any(:ids))"),
+            {"t": entity_type, "m": ENCODER, "ids": [eid for eid, _ in items]},
+        )
     log.info("%d %s embeddings refreshed with %s v%d", written, entity_type, ENCODER, version)
     return written

@@ -2,6 +2,7 @@
 
 Features live in the ``features`` table keyed by (entity_type, entity_id, name) and are upserted, so running a
 job twice gives the same table."""
+
 from __future__ import annotations
 
 from sqlalchemy import Engine, text
@@ -12,7 +13,8 @@ CTR_PRIOR_IMPRESSIONS = 50.0  # Beta prior strength: an ad with few impressions 
 def materialize_features(engine: Engine, days: int = 30) -> dict[str, int]:
     """Ad CTR over the last ``days`` days (smoothed towards the global CTR) as feature ``ctr_30d``."""
     with engine.begin() as conn:
-        conn.execute(text("""
+        conn.execute(
+            text("""
             with window_events as (
                 select * from events where occurred_at > (
                     select coalesce(max(occurred_at), now()) from events) - make_interval(days => :days)
@@ -37,7 +39,10 @@ def materialize_features(engine: Engine, days: int = 30) -> dict[str, int]:
             from per_ad, global
             on conflict (entity_type, entity_id, name) do update set value = excluded.value,
                 updated_at = excluded.updated_at
-        """), {"days": days, "prior": CTR_PRIOR_IMPRESSIONS})
-        ads = conn.execute(text(
-            "select count(*) from features where entity_type = 'ad' and name = 'ctr_30d'")).scalar_one()
+        """),
+            {"days": days, "prior": CTR_PRIOR_IMPRESSIONS},
+        )
+        ads = conn.execute(
+            text("select count(*) from features where entity_type = 'ad' and name = 'ctr_30d'")
+        ).scalar_one()
     return {"ad.ctr_30d": int(ads)}

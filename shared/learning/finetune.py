@@ -4,6 +4,7 @@ One entry point, ``fine_tune_classifier``. num_labels == 1 is a binary model (BC
 on the eval set, as shared/inference/backend_model.py serves it); more labels is softmax + cross-entropy.
 Runs are deterministic for a seed on CPU. The sizes of the runs live in one table, ``PROFILES``.
 """
+
 from __future__ import annotations
 
 import copy
@@ -41,12 +42,37 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "tiny": Profile(max_steps=24, batch_size=16, max_length=64, mode="top", eval_every=12,
-                    max_train_examples=2_000, max_eval_examples=200, ranking_eval_users=6),
-    "small": Profile(max_steps=100, batch_size=32, max_length=64, mode="top", eval_every=25,
-                     max_train_examples=20_000, max_eval_examples=1_000, ranking_eval_users=30, top_layers=2),
-    "full": Profile(max_steps=3_000, batch_size=32, max_length=64, mode="full", eval_every=200,
-                    max_train_examples=1_000_000, max_eval_examples=20_000, ranking_eval_users=1_000),
+    "tiny": Profile(
+        max_steps=24,
+        batch_size=16,
+        max_length=64,
+        mode="top",
+        eval_every=12,
+        max_train_examples=2_000,
+        max_eval_examples=200,
+        ranking_eval_users=6,
+    ),
+    "small": Profile(
+        max_steps=100,
+        batch_size=32,
+        max_length=64,
+        mode="top",
+        eval_every=25,
+        max_train_examples=20_000,
+        max_eval_examples=1_000,
+        ranking_eval_users=30,
+        top_layers=2,
+    ),
+    "full": Profile(
+        max_steps=3_000,
+        batch_size=32,
+        max_length=64,
+        mode="full",
+        eval_every=200,
+        max_train_examples=1_000_000,
+        max_eval_examples=20_000,
+        ranking_eval_users=1_000,
+    ),
 }
 
 # Per-model changes to a profile. Intents are short texts with many classes: the top two layers at a high learning
@@ -80,8 +106,15 @@ class FineTuneConfig:
             raise ValueError("backbone must be a model path or name, got ''")
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        for name in ("max_steps", "batch_size", "max_length", "eval_every", "lora_r", "top_layers",
-                     "max_eval_loss_examples"):
+        for name in (
+            "max_steps",
+            "batch_size",
+            "max_length",
+            "eval_every",
+            "lora_r",
+            "top_layers",
+            "max_eval_loss_examples",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -100,8 +133,16 @@ class FineTuneConfig:
             raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
         p = PROFILES[profile]
         lr = {"full": 5e-5, "top": 3e-4, "lora": 5e-4}[overrides.get("mode", p.mode)]
-        base = dict(backbone=backbone, mode=p.mode, max_steps=p.max_steps, batch_size=p.batch_size,
-                    max_length=p.max_length, eval_every=p.eval_every, lr=lr, top_layers=p.top_layers)
+        base = dict(
+            backbone=backbone,
+            mode=p.mode,
+            max_steps=p.max_steps,
+            batch_size=p.batch_size,
+            max_length=p.max_length,
+            eval_every=p.eval_every,
+            lr=lr,
+            top_layers=p.top_layers,
+        )
         return cls(**{**base, **overrides})
 
     @classmethod
@@ -154,8 +195,16 @@ def _load(cfg: FineTuneConfig, num_labels: int, labels: list[str] | None, thread
     elif cfg.mode == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
 
-        model = get_peft_model(model, LoraConfig(task_type=TaskType.SEQ_CLS, r=cfg.lora_r, lora_alpha=2 * cfg.lora_r,
-                                                 lora_dropout=0.1, target_modules=["query", "value"]))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                task_type=TaskType.SEQ_CLS,
+                r=cfg.lora_r,
+                lora_alpha=2 * cfg.lora_r,
+                lora_dropout=0.1,
+                target_modules=["query", "value"],
+            ),
+        )
     return model, tokenizer
 
 
@@ -166,7 +215,7 @@ def _freeze_all_but_top(model, top_layers: int) -> None:
         raise ValueError(f"top_layers must be <= {len(layers)} for this backbone, got {top_layers}")
     for p in model.parameters():
         p.requires_grad = False
-    trainable = list(layers[len(layers) - top_layers:])
+    trainable = list(layers[len(layers) - top_layers :])
     trainable += [m for m in (getattr(base, "pooler", None), getattr(model, "classifier", None)) if m is not None]
     for module in trainable:
         for p in module.parameters():
@@ -175,8 +224,16 @@ def _freeze_all_but_top(model, top_layers: int) -> None:
 
 def _batches(tokenizer, texts: Sequence[str], max_length: int, size: int):
     for start in range(0, len(texts), size):
-        yield start, tokenizer(list(texts[start:start + size]), padding=True, truncation=True,
-                               max_length=max_length, return_tensors="pt")
+        yield (
+            start,
+            tokenizer(
+                list(texts[start : start + size]),
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            ),
+        )
 
 
 def predict_logits(model, tokenizer, texts: Sequence[str], max_length: int, batch_size: int = 64) -> np.ndarray:
@@ -243,15 +300,18 @@ def fine_tune_classifier(
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     warmup = max(1, int(cfg.warmup_fraction * cfg.max_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (cfg.max_steps - s) / max(1, cfg.max_steps - warmup))))
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (cfg.max_steps - s) / max(1, cfg.max_steps - warmup)))
+    )
     gen = torch.Generator().manual_seed(cfg.seed)
     # early stopping on a fixed, bounded subset of eval so each evaluation costs the same
     stop_idx = np.random.default_rng(cfg.seed).permutation(len(eval_texts))[: cfg.max_eval_loss_examples]
     stop_texts = [eval_texts[i] for i in stop_idx]
     stop_y = torch.tensor(eval_y[stop_idx])
     n_trainable = sum(p.numel() for p in params)
-    say(f"fine-tuning {cfg.mode} ({n_trainable:,} trainable params) on {len(train)} examples, "
-        f"eval {len(eval)}, up to {cfg.max_steps} steps of {cfg.batch_size}")
+    say(
+        f"fine-tuning {cfg.mode} ({n_trainable:,} trainable params) on {len(train)} examples, "
+        f"eval {len(eval)}, up to {cfg.max_steps} steps of {cfg.batch_size}"
+    )
     best_loss, best_state, best_step, bad_evals, history = math.inf, None, 0, 0, []
     order = torch.randperm(len(train_texts), generator=gen)
     cursor, step = 0, 0
@@ -259,10 +319,11 @@ def fine_tune_classifier(
     while step < cfg.max_steps:
         if cursor + cfg.batch_size > len(order):  # new epoch, new shuffle
             order, cursor = torch.randperm(len(train_texts), generator=gen), 0
-        idx = order[cursor:cursor + cfg.batch_size].tolist()
+        idx = order[cursor : cursor + cfg.batch_size].tolist()
         cursor += cfg.batch_size
-        enc = tokenizer([train_texts[i] for i in idx], padding=True, truncation=True, max_length=cfg.max_length,
-                        return_tensors="pt")
+        enc = tokenizer(
+            [train_texts[i] for i in idx], padding=True, truncation=True, max_length=cfg.max_length, return_tensors="pt"
+        )
         loss = _loss(model(**enc).logits, train_y[idx], binary)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -295,8 +356,14 @@ def fine_tune_classifier(
     else:
         calibration = None
         metrics = multiclass_metrics(eval_y.astype(np.int64), logits.argmax(axis=1))
-    metrics.update(best_step=best_step, steps_run=step, best_eval_loss=best_loss, train_examples=len(train),
-                   trainable_params=n_trainable, train_seconds=round(time.perf_counter() - started, 2))
+    metrics.update(
+        best_step=best_step,
+        steps_run=step,
+        best_eval_loss=best_loss,
+        train_examples=len(train),
+        trainable_params=n_trainable,
+        train_seconds=round(time.perf_counter() - started, 2),
+    )
     say("done: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items()))
     return TrainedClassifier(model, tokenizer, metrics, calibration, labels, history)
 

@@ -3,6 +3,7 @@
 Binary (CTR, ranker): AUC, log loss, expected calibration error. Multiclass (intents): accuracy, macro F1.
 Ranking (recs): NDCG@k, HR@k, Recall@k over per-user scored candidate lists.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -73,8 +74,9 @@ class PlattCalibration:
         return {"a": self.a, "b": self.b}
 
 
-def fit_platt(logits: Sequence[float], labels: Sequence[float], iterations: int = 50,
-              l2: float = 1e-3) -> PlattCalibration:
+def fit_platt(
+    logits: Sequence[float], labels: Sequence[float], iterations: int = 50, l2: float = 1e-3
+) -> PlattCalibration:
     """Fits a, b minimising log loss: Newton's method with a backtracking line search on standardised logits
     (so nearly constant logits can't produce a huge slope), a small L2 on the slope, Platt's smoothed targets."""
     x = np.asarray(logits, dtype=np.float64)
@@ -175,5 +177,9 @@ def ranking_metrics(per_user: Sequence[tuple[Sequence[float], Sequence[int]]], k
         recalls.append(float(top.sum() / n_rel))
     if not ndcgs:
         return {f"ndcg@{k}": float("nan"), f"hr@{k}": float("nan"), f"recall@{k}": float("nan"), "users": 0}
-    return {f"ndcg@{k}": float(np.mean(ndcgs)), f"hr@{k}": float(np.mean(hits)),
-            f"recall@{k}": float(np.mean(recalls)), "users": len(ndcgs)}
+    return {
+        f"ndcg@{k}": float(np.mean(ndcgs)),
+        f"hr@{k}": float(np.mean(hits)),
+        f"recall@{k}": float(np.mean(recalls)),
+        "users": len(ndcgs),
+    }

@@ -7,6 +7,7 @@ table records every version with its params, metrics, dataset and status
 ``version_policy latest 1``, so loading a model makes its newest folder serve, and a failed load keeps the
 old version serving; folders that failed or were rolled back are renamed aside (``.failed-<N>``, ``.retired-<N>``).
 """
+
 from __future__ import annotations
 
 import json
@@ -17,14 +18,14 @@ import shutil
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from sqlalchemy import Engine, func, select, text, update
 
-from shared.store.schema import ModelVersion
 from shared.core.errors import FailedPrecondition, ModelUnavailable
+from shared.store.schema import ModelVersion
 
 log = logging.getLogger(__name__)
 Backend = Literal["text_encoder", "sequence_classifier"]
@@ -89,8 +90,10 @@ def _allocate(engine: Engine, model_dir: Path, model_name: str, row: dict[str, A
         in_db = conn.execute(select(func.max(ModelVersion.version)).where(ModelVersion.model_name == model_name))
         version = max([0, in_db.scalar() or 0, *_folder_versions(model_dir, include_aside=True)]) + 1
         registry_id = conn.execute(
-            ModelVersion.__table__.insert().values(model_name=model_name, version=version, status="training",
-                                                   path=str(model_dir / str(version)), **row)
+            ModelVersion.__table__.insert()
+            .values(
+                model_name=model_name, version=version, status="training", path=str(model_dir / str(version)), **row
+            )
             .returning(ModelVersion.id)
         ).scalar_one()
     return version, registry_id
@@ -119,8 +122,13 @@ def publish_version(
         raise ValueError(f"backend must be 'text_encoder' or 'sequence_classifier', got {backend!r}")
     model_dir = Path(repo).resolve() / model_name
     model_dir.mkdir(parents=True, exist_ok=True)
-    row = {"backbone": params.get("backbone"), "mode": params.get("mode"), "params": params, "metrics": metrics,
-           "dataset": dataset}
+    row = {
+        "backbone": params.get("backbone"),
+        "mode": params.get("mode"),
+        "params": params,
+        "metrics": metrics,
+        "dataset": dataset,
+    }
     version, registry_id = _allocate(engine, model_dir, model_name, row)
     tmp = model_dir / f".tmp-{uuid.uuid4().hex}"
     final = model_dir / str(version)
@@ -130,8 +138,15 @@ def publish_version(
         if not (tmp / "hf").is_dir():
             raise FailedPrecondition(f"build for {model_name} wrote no hf/ folder")
         shutil.copyfile(MODEL_PY, tmp / "model.py")
-        meta.update(model_name=model_name, version=version, registry_id=registry_id, metrics=metrics,
-                    backbone=params.get("backbone"), mode=params.get("mode"), backend=backend)
+        meta.update(
+            model_name=model_name,
+            version=version,
+            registry_id=registry_id,
+            metrics=metrics,
+            backbone=params.get("backbone"),
+            mode=params.get("mode"),
+            backend=backend,
+        )
         meta.setdefault("labels", None)
         meta.setdefault("calibration", None)
         meta.setdefault("max_length", 64)
@@ -143,7 +158,7 @@ def publish_version(
         shutil.rmtree(tmp, ignore_errors=True)
         _set_status(engine, registry_id, "failed", metrics={**metrics, "error": f"publish failed: {exc!r}"[:500]})
         raise
-    _set_status(engine, registry_id, "candidate", published_at=datetime.now(timezone.utc))
+    _set_status(engine, registry_id, "candidate", published_at=datetime.now(UTC))
     log.info("published %s v%d at %s", model_name, version, final)
     return PublishedVersion(model_name, version, final, registry_id, metrics)
 
@@ -151,25 +166,43 @@ def publish_version(
 def _registry_row(engine: Engine, model_name: str, version: int, path: Path | None) -> int:
     """The id of a version's registry row, adopting a folder the registry doesn't know (e.g. a fresh database)."""
     with engine.begin() as conn:
-        found = conn.execute(select(ModelVersion.id).where(ModelVersion.model_name == model_name,
-                                                           ModelVersion.version == version)).scalar()
+        found = conn.execute(
+            select(ModelVersion.id).where(ModelVersion.model_name == model_name, ModelVersion.version == version)
+        ).scalar()
         if found is not None:
             return int(found)
         meta = {}
         if path is not None and (path / "meta.json").is_file():
             meta = json.loads((path / "meta.json").read_text())
-        return int(conn.execute(ModelVersion.__table__.insert().values(
-            model_name=model_name, version=version, status="candidate", backbone=meta.get("backbone"),
-            mode=meta.get("mode"), metrics=meta.get("metrics") or {}, params={"adopted_from_folder": True},
-            dataset={}, path=str(path) if path else None, published_at=datetime.now(timezone.utc),
-        ).returning(ModelVersion.id)).scalar_one())
+        return int(
+            conn.execute(
+                ModelVersion.__table__.insert()
+                .values(
+                    model_name=model_name,
+                    version=version,
+                    status="candidate",
+                    backbone=meta.get("backbone"),
+                    mode=meta.get("mode"),
+                    metrics=meta.get("metrics") or {},
+                    params={"adopted_from_folder": True},
+                    dataset={},
+                    path=str(path) if path else None,
+                    published_at=datetime.now(UTC),
+                )
+                .returning(ModelVersion.id)
+            ).scalar_one()
+        )
 
 
 def _mark_serving(engine: Engine, model_name: str, registry_id: int) -> None:
     with engine.begin() as conn:
-        conn.execute(update(ModelVersion).where(ModelVersion.model_name == model_name,
-                                                ModelVersion.status == "serving", ModelVersion.id != registry_id)
-                     .values(status="retired"))
+        conn.execute(
+            update(ModelVersion)
+            .where(
+                ModelVersion.model_name == model_name, ModelVersion.status == "serving", ModelVersion.id != registry_id
+            )
+            .values(status="retired")
+        )
         conn.execute(update(ModelVersion).where(ModelVersion.id == registry_id).values(status="serving"))
 
 
@@ -185,10 +218,12 @@ def _warm_up_and_verify(client, model_name: str, version: int) -> None:
         raise ModelUnavailable(model_name, f"v{version} not ready after load (ready: {ready})")
 
 
-def deploy(client, engine: Engine, model_name: str, version: int, instance_kind: str = "KIND_CPU",
-           repo: Path | None = None) -> PublishedVersion:
+def deploy(
+    client, engine: Engine, model_name: str, version: int, instance_kind: str = "KIND_CPU", repo: Path | None = None
+) -> PublishedVersion:
     """Loads ``model_name`` into Triton (its newest folder, which must be ``version``; ``repo`` defaults to where
-    the registry says it was published, else settings), warms it up with one request, checks that ``version`` serves, then marks it ``serving`` and the previous serving row ``retired``.
+    the registry says it was published, else settings), warms it up with one request, checks that ``version``
+    serves, then marks it ``serving`` and the previous serving row ``retired``.
 
     If the load fails, the version is marked ``failed``, its folder is renamed to ``.failed-<N>`` (so no later
     load or restart picks it up) and the previous version keeps serving; ModelUnavailable is raised."""
@@ -210,8 +245,9 @@ def deploy(client, engine: Engine, model_name: str, version: int, instance_kind:
         _set_status(engine, registry_id, "failed", path=str(aside))
         log.error("%s v%d failed to load, moved to %s: %s", model_name, version, aside, exc)
         _reload_previous(client, model_name, model_dir, instance_kind)
-        raise ModelUnavailable(model_name, f"v{version} failed to deploy ({exc.message}); previous version kept") \
-            from exc
+        raise ModelUnavailable(
+            model_name, f"v{version} failed to deploy ({exc.message}); previous version kept"
+        ) from exc
     _mark_serving(engine, model_name, registry_id)
     log.info("%s v%d serving (%s)", model_name, version, instance_kind)
     return PublishedVersion(model_name, version, path, registry_id)
@@ -220,8 +256,9 @@ def deploy(client, engine: Engine, model_name: str, version: int, instance_kind:
 def _repo_of(engine: Engine, model_name: str, version: int) -> Path:
     """The repository a registered version was published into (its row's path), else the configured one."""
     with engine.connect() as conn:
-        path = conn.execute(select(ModelVersion.path).where(ModelVersion.model_name == model_name,
-                                                            ModelVersion.version == version)).scalar()
+        path = conn.execute(
+            select(ModelVersion.path).where(ModelVersion.model_name == model_name, ModelVersion.version == version)
+        ).scalar()
     if path and Path(path).name == str(version):
         return Path(path).parent.parent
     from shared.core.settings import Settings
@@ -275,6 +312,13 @@ def rollback(engine: Engine, repo: Path, client, model_name: str, instance_kind:
 def registry_rows(engine: Engine, model_name: str) -> list[dict[str, Any]]:
     """Every registry row of a model, newest first (for the CLI, tests and the evaluation gate)."""
     with engine.connect() as conn:
-        rows = conn.execute(select(ModelVersion.__table__).where(ModelVersion.model_name == model_name)
-                            .order_by(ModelVersion.version.desc())).mappings().all()
+        rows = (
+            conn.execute(
+                select(ModelVersion.__table__)
+                .where(ModelVersion.model_name == model_name)
+                .order_by(ModelVersion.version.desc())
+            )
+            .mappings()
+            .all()
+        )
     return [dict(r) for r in rows]

@@ -4,6 +4,7 @@ Each job returns the ``PublishedVersion`` it wrote (a ``candidate`` in the regis
 ``shared.learning.registry.deploy``. Every run records params (config, seed, backbone, mode, profile), metrics and
 dataset (row counts, time ranges) in ``model_versions``.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,11 +17,11 @@ import numpy as np
 from sqlalchemy import Engine
 
 from shared.core.errors import FailedPrecondition
-from shared.learning.registry import PublishedVersion, latest_version, publish_version
 from shared.core.settings import MODEL_NAMES, Settings
 from shared.learning import datasets
 from shared.learning.finetune import PROFILES, FineTuneConfig, TrainedClassifier, fine_tune_classifier, predict_logits
 from shared.learning.metrics import auc, binary_metrics, fit_platt, ranking_metrics
+from shared.learning.registry import PublishedVersion, latest_version, publish_version
 
 Progress = Callable[[str], None] | None
 SEED = 17
@@ -42,15 +43,34 @@ def _params(cfg: FineTuneConfig, profile: str) -> dict[str, Any]:
     return {"config": cfg.as_dict(), "seed": cfg.seed, "backbone": cfg.backbone, "mode": cfg.mode, "profile": profile}
 
 
-def _publish_classifier(engine: Engine, settings: Settings, model_name: str, trained: TrainedClassifier,
-                        cfg: FineTuneConfig, profile: str, metrics: dict, dataset: dict) -> PublishedVersion:
+def _publish_classifier(
+    engine: Engine,
+    settings: Settings,
+    model_name: str,
+    trained: TrainedClassifier,
+    cfg: FineTuneConfig,
+    profile: str,
+    metrics: dict,
+    dataset: dict,
+) -> PublishedVersion:
     def build(folder: Path) -> dict[str, Any]:
         trained.save_pretrained(folder / "hf")
-        return {"labels": trained.labels, "max_length": cfg.max_length,
-                "calibration": trained.calibration.as_dict() if trained.calibration else None}
+        return {
+            "labels": trained.labels,
+            "max_length": cfg.max_length,
+            "calibration": trained.calibration.as_dict() if trained.calibration else None,
+        }
 
-    return publish_version(engine, settings.model_repository, model_name, build, "sequence_classifier",
-                           _params(cfg, profile), metrics, dataset)
+    return publish_version(
+        engine,
+        settings.model_repository,
+        model_name,
+        build,
+        "sequence_classifier",
+        _params(cfg, profile),
+        metrics,
+        dataset,
+    )
 
 
 def _require(build: Callable[[], Any], model_name: str) -> Any:
@@ -80,7 +100,11 @@ def export_text_encoder(engine: Engine, settings: Settings, progress: Progress =
 
     say(f"exporting the pretrained backbone {backbone}")
     published = publish_version(
-        engine, settings.model_repository, "text_encoder", build, "text_encoder",
+        engine,
+        settings.model_repository,
+        "text_encoder",
+        build,
+        "text_encoder",
         params={"backbone": backbone, "mode": "pretrained", "seed": None, "max_length": ENCODER_MAX_LENGTH},
         metrics={"fine_tuned": False, "export_seconds": round(time.perf_counter() - started, 2)},
         dataset={"source": "none: pretrained weights"},
@@ -89,16 +113,20 @@ def export_text_encoder(engine: Engine, settings: Settings, progress: Progress =
     return published
 
 
-def train_ctr(engine: Engine, settings: Settings, profile: str | None = None,
-              progress: Progress = None) -> PublishedVersion:
+def train_ctr(
+    engine: Engine, settings: Settings, profile: str | None = None, progress: Progress = None
+) -> PublishedVersion:
     """Click-through rate on impressions labelled by clicks; metrics next to the best possible AUC (the generator's
     true click probabilities on the same eval set, when the events carry them)."""
     say, profile = _say(progress, "ctr_model"), _profile(settings, profile)
     p = PROFILES[profile]
-    data = _require(lambda: datasets.ctr_dataset(engine, p.max_train_examples, p.max_eval_examples, seed=SEED),
-                    "ctr_model")
-    say(f"{data.info['train_rows']} train / {data.info['eval_rows']} eval impressions, "
-        f"{data.info['train_clicks']} / {data.info['eval_clicks']} clicks")
+    data = _require(
+        lambda: datasets.ctr_dataset(engine, p.max_train_examples, p.max_eval_examples, seed=SEED), "ctr_model"
+    )
+    say(
+        f"{data.info['train_rows']} train / {data.info['eval_rows']} eval impressions, "
+        f"{data.info['train_clicks']} / {data.info['eval_clicks']} clicks"
+    )
     cfg = FineTuneConfig.for_model(profile, "ctr_model", settings.backbone_path, seed=SEED)
     trained = fine_tune_classifier(data.train, data.eval, 1, cfg, say, threads=settings.torch_threads)
     metrics = dict(trained.metrics)
@@ -106,53 +134,79 @@ def train_ctr(engine: Engine, settings: Settings, profile: str | None = None,
         labels = [y for _, y in data.eval]
         metrics["true_p_auc"] = auc(labels, data.eval_true_probs)  # the best any model can do on this eval set
         metrics["auc_gap_to_true_p"] = metrics["true_p_auc"] - metrics["auc"]
-    say(f"AUC {metrics['auc']:.4f} (true-probability AUC {metrics.get('true_p_auc', float('nan')):.4f}), "
-        f"log loss {metrics['log_loss']:.4f}, ECE {metrics['ece']:.4f}")
+    say(
+        f"AUC {metrics['auc']:.4f} (true-probability AUC {metrics.get('true_p_auc', float('nan')):.4f}), "
+        f"log loss {metrics['log_loss']:.4f}, ECE {metrics['ece']:.4f}"
+    )
     return _publish_classifier(engine, settings, "ctr_model", trained, cfg, profile, metrics, data.info)
 
 
-def train_recs_ranker(engine: Engine, settings: Settings, profile: str | None = None,
-                      progress: Progress = None) -> PublishedVersion:
+def train_recs_ranker(
+    engine: Engine, settings: Settings, profile: str | None = None, progress: Progress = None
+) -> PublishedVersion:
     """Relevance of a candidate product given the user's history; ranking metrics on held-out users' last item
     among ~100 sampled unseen candidates (next to a popularity baseline on the same candidates)."""
     say, profile = _say(progress, "recs_ranker"), _profile(settings, profile)
     p = PROFILES[profile]
-    data = _require(lambda: datasets.ranker_dataset(engine, p.max_train_examples, p.max_eval_examples,
-                                                    p.ranking_eval_users, seed=SEED), "recs_ranker")
-    say(f"{data.labelled.info['train_rows']} train / {data.labelled.info['eval_rows']} eval pairs, "
-        f"{len(data.ranking_eval)} ranking users")
+    data = _require(
+        lambda: datasets.ranker_dataset(
+            engine, p.max_train_examples, p.max_eval_examples, p.ranking_eval_users, seed=SEED
+        ),
+        "recs_ranker",
+    )
+    say(
+        f"{data.labelled.info['train_rows']} train / {data.labelled.info['eval_rows']} eval pairs, "
+        f"{len(data.ranking_eval)} ranking users"
+    )
     cfg = FineTuneConfig.for_model(profile, "recs_ranker", settings.backbone_path, seed=SEED)
-    trained = fine_tune_classifier(data.labelled.train, data.labelled.eval, 1, cfg, say,
-                                   threads=settings.torch_threads)
+    trained = fine_tune_classifier(data.labelled.train, data.labelled.eval, 1, cfg, say, threads=settings.torch_threads)
     metrics = dict(trained.metrics)
     started = time.perf_counter()
-    scored = [(predict_logits(trained.model, trained.tokenizer, texts, cfg.max_length)[:, 0], rel)
-              for texts, rel in data.ranking_eval]
+    scored = [
+        (predict_logits(trained.model, trained.tokenizer, texts, cfg.max_length)[:, 0], rel)
+        for texts, rel in data.ranking_eval
+    ]
     n = data.labelled.info["ranking_candidates"]
-    for prefix, per_user in (("", scored), ("popularity_", [(s, r) for s, (_, r) in
-                                                            zip(data.popularity_scores, data.ranking_eval)])):
+    for prefix, per_user in (
+        ("", scored),
+        ("popularity_", [(s, r) for s, (_, r) in zip(data.popularity_scores, data.ranking_eval)]),
+    ):
         for key, value in ranking_metrics(per_user, k=10).items():
             metrics[f"{prefix}{key}_sampled{n}" if key != "users" else "ranking_users"] = value
     metrics["ranking_eval_seconds"] = round(time.perf_counter() - started, 2)
-    say(f"NDCG@10 {metrics[f'ndcg@10_sampled{n}']:.4f} HR@10 {metrics[f'hr@10_sampled{n}']:.4f} "
-        f"(popularity NDCG@10 {metrics[f'popularity_ndcg@10_sampled{n}']:.4f}) on {len(scored)} held-out users")
+    say(
+        f"NDCG@10 {metrics[f'ndcg@10_sampled{n}']:.4f} HR@10 {metrics[f'hr@10_sampled{n}']:.4f} "
+        f"(popularity NDCG@10 {metrics[f'popularity_ndcg@10_sampled{n}']:.4f}) on {len(scored)} held-out users"
+    )
     return _publish_classifier(engine, settings, "recs_ranker", trained, cfg, profile, metrics, data.labelled.info)
 
 
-def train_intent(engine: Engine, settings: Settings, profile: str | None = None,
-                 progress: Progress = None) -> PublishedVersion:
+def train_intent(
+    engine: Engine, settings: Settings, profile: str | None = None, progress: Progress = None
+) -> PublishedVersion:
     """Intent classifier on intent_examples; labels are the sorted intent names (meta.labels)."""
     say, profile = _say(progress, "intent_classifier"), _profile(settings, profile)
     p = PROFILES[profile]
-    data, labels = _require(lambda: datasets.intent_dataset(engine, p.max_train_examples, p.max_eval_examples,
-                                                            seed=SEED), "intent_classifier")
+    data, labels = _require(
+        lambda: datasets.intent_dataset(engine, p.max_train_examples, p.max_eval_examples, seed=SEED),
+        "intent_classifier",
+    )
     say(f"{len(labels)} intents, {len(data.train)} train / {len(data.eval)} eval examples")
     cfg = FineTuneConfig.for_model(profile, "intent_classifier", settings.backbone_path, seed=SEED)
-    trained = fine_tune_classifier(data.train, data.eval, len(labels), cfg, say, labels=labels,
-                                   threads=settings.torch_threads)
+    trained = fine_tune_classifier(
+        data.train, data.eval, len(labels), cfg, say, labels=labels, threads=settings.torch_threads
+    )
     say(f"accuracy {trained.metrics['accuracy']:.4f}, macro F1 {trained.metrics['macro_f1']:.4f}")
-    return _publish_classifier(engine, settings, "intent_classifier", trained, cfg, profile,
-                               dict(trained.metrics), {**data.info, "labels": labels})
+    return _publish_classifier(
+        engine,
+        settings,
+        "intent_classifier",
+        trained,
+        cfg,
+        profile,
+        dict(trained.metrics),
+        {**data.info, "labels": labels},
+    )
 
 
 TRAINERS: dict[str, Callable[..., PublishedVersion]] = {
@@ -163,8 +217,9 @@ TRAINERS: dict[str, Callable[..., PublishedVersion]] = {
 }
 
 
-def train_one(engine: Engine, settings: Settings, model_name: str, progress: Progress = None,
-              profile: str | None = None) -> PublishedVersion:
+def train_one(
+    engine: Engine, settings: Settings, model_name: str, progress: Progress = None, profile: str | None = None
+) -> PublishedVersion:
     """A new version of one model (published as a candidate; not deployed)."""
     if model_name not in TRAINERS:
         raise ValueError(f"model_name must be one of {sorted(TRAINERS)}, got {model_name!r}")

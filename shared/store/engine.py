@@ -1,4 +1,5 @@
 """Engines, sessions and migrations for the feature store database."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,13 +14,12 @@ def normalize_url(url: str) -> str:
     """SQLAlchemy URL with the psycopg 3 driver (``postgresql://`` and ``postgres://`` from libpq tools get it)."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url
 
 
 def make_engine(url: str, pool_size: int = 5, echo: bool = False) -> Engine:
-    return create_engine(normalize_url(url), pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size,
-                         echo=echo)
+    return create_engine(normalize_url(url), pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size, echo=echo)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

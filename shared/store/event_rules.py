@@ -1,15 +1,16 @@
 """What makes an event well-formed: its type and the fields that type needs. Pure functions, shared by
 ingestion (rejects at the door) and the cleaning job (quarantines what came in another way)."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
-from shared.store.schema import EVENT_TYPES
 from shared.store.records import EventIn, RejectedEvent
+from shared.store.schema import EVENT_TYPES
 
 MAX_ID_LENGTH = 128
 MAX_PRICE_MICROS = 1_000_000 * 1_000_000  # 1e6 currency units
-EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=timezone.utc)
+EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_SKEW = timedelta(hours=1)  # client clocks run a little fast
 
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
@@ -21,8 +22,16 @@ REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
     "search": ("user_id", "query"),
     "chat_feedback": ("user_id", "conversation_id", "rating"),
 }
-ID_FIELDS = ("event_id", "user_id", "product_id", "ad_id", "impression_id", "placement_id", "session_id",
-             "conversation_id")
+ID_FIELDS = (
+    "event_id",
+    "user_id",
+    "product_id",
+    "ad_id",
+    "impression_id",
+    "placement_id",
+    "session_id",
+    "conversation_id",
+)
 
 
 def normalize(event: EventIn) -> EventIn:
@@ -42,6 +51,7 @@ def normalize(event: EventIn) -> EventIn:
 
 def check_event(index: int, event: EventIn, now: datetime) -> RejectedEvent | None:
     """The first problem of a normalized event, or None. Foreign ids are checked by the caller (needs the DB)."""
+
     def bad(field: str, message: str) -> RejectedEvent:
         return RejectedEvent(index, field, message)
 
@@ -63,7 +73,7 @@ def check_event(index: int, event: EventIn, now: datetime) -> RejectedEvent | No
     if event.price_micros is not None and not 0 <= event.price_micros <= MAX_PRICE_MICROS:
         return bad("price_micros", f"must be between 0 and {MAX_PRICE_MICROS}, got {event.price_micros}")
     if event.occurred_at is not None:
-        when = event.occurred_at if event.occurred_at.tzinfo else event.occurred_at.replace(tzinfo=timezone.utc)
+        when = event.occurred_at if event.occurred_at.tzinfo else event.occurred_at.replace(tzinfo=UTC)
         if when > now + FUTURE_SKEW:
             return bad("occurred_at", f"is in the future ({when.isoformat()})")
         if when < EARLIEST_EVENT:

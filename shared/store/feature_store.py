@@ -1,25 +1,36 @@
 """The feature store facade: idempotent event ingestion and online lookups of many entities in one round trip.
 
 Everything goes in and comes out as plain dataclasses (``shared.store.records``); SQL stays in here."""
+
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, text
 
 from shared.store.event_rules import check_event, normalize
 from shared.store.records import (
-    AdRecord, EventIn, EventRecord, IngestResult, ProductRecord, RejectedEvent, UserRecord,
+    AdRecord,
+    EventIn,
+    EventRecord,
+    IngestResult,
+    ProductRecord,
+    RejectedEvent,
+    UserRecord,
 )
 
 MAX_BATCH = 1000
 EVENT_COLUMNS = [f.name for f in fields(EventRecord)]
 _RECORDSET_TYPES = {
-    "rating": "int", "quantity": "int", "price_micros": "bigint", "occurred_at": "timestamptz", "properties": "jsonb",
+    "rating": "int",
+    "quantity": "int",
+    "price_micros": "bigint",
+    "occurred_at": "timestamptz",
+    "properties": "jsonb",
 }
 _EVENT_RECORDSET = ", ".join(f"{c} {_RECORDSET_TYPES.get(c, 'text')}" for c in EVENT_COLUMNS)
 _FOREIGN_IDS = {"user_id": ("users", "user"), "product_id": ("products", "product"), "ad_id": ("ads", "ad")}
@@ -39,7 +50,7 @@ class FeatureStore:
         duplicate and is not stored again. Invalid events are returned with the offending field."""
         if len(events) > MAX_BATCH:
             raise ValueError(f"at most {MAX_BATCH} events per batch, got {len(events)}")
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         result = IngestResult()
         valid: list[tuple[int, EventIn]] = []
         seen: set[str] = set()
@@ -57,8 +68,9 @@ class FeatureStore:
             known = self._known_ids(conn, [e for _, e in valid])
             rows = []
             for index, event in valid:
-                unknown = next((f for f in _FOREIGN_IDS if getattr(event, f) and
-                                getattr(event, f) not in known[f]), None)
+                unknown = next(
+                    (f for f in _FOREIGN_IDS if getattr(event, f) and getattr(event, f) not in known[f]), None
+                )
                 if unknown:
                     label = _FOREIGN_IDS[unknown][1]
                     message = f"unknown {label} {getattr(event, unknown)!r}"
@@ -68,12 +80,15 @@ class FeatureStore:
                 row["occurred_at"] = (event.occurred_at or now).isoformat()
                 rows.append(row)
             if rows:
-                inserted = conn.execute(text(f"""
-                    insert into events ({', '.join(EVENT_COLUMNS)})
-                    select {', '.join(EVENT_COLUMNS)}
+                inserted = conn.execute(
+                    text(f"""
+                    insert into events ({", ".join(EVENT_COLUMNS)})
+                    select {", ".join(EVENT_COLUMNS)}
                     from jsonb_to_recordset(cast(:rows as jsonb)) as r({_EVENT_RECORDSET})
                     on conflict (event_id) do nothing returning event_id
-                """), {"rows": json.dumps(rows)}).fetchall()
+                """),
+                    {"rows": json.dumps(rows)},
+                ).fetchall()
                 result.accepted = len(inserted)
                 result.duplicates += len(rows) - len(inserted)
         result.rejected.sort(key=lambda r: r.index)
@@ -86,33 +101,44 @@ class FeatureStore:
         known: dict[str, set[str]] = {f: set() for f in _FOREIGN_IDS}
         if not any(wanted.values()):
             return known
-        rows = conn.execute(text("""
+        rows = conn.execute(
+            text("""
             select 'user_id', user_id from users where user_id = any(:user_id)
             union all select 'product_id', product_id from products where product_id = any(:product_id)
             union all select 'ad_id', ad_id from ads where ad_id = any(:ad_id)
-        """), wanted)
+        """),
+            wanted,
+        )
         for field_name, id_ in rows:
             known[field_name].add(id_)
         return known
 
-    def user_recent_events(self, user_id: str, types: Sequence[str] | None = None, limit: int = 50
-                           ) -> list[EventRecord]:
+    def user_recent_events(
+        self, user_id: str, types: Sequence[str] | None = None, limit: int = 50
+    ) -> list[EventRecord]:
         """The user's latest events, newest first, optionally of some types only."""
         return self.user_history([user_id], types, limit).get(user_id, [])
 
-    def user_history(self, user_ids: Sequence[str], types: Sequence[str] | None = ("view", "cart", "purchase"),
-                     limit_per_user: int = 50) -> dict[str, list[EventRecord]]:
+    def user_history(
+        self,
+        user_ids: Sequence[str],
+        types: Sequence[str] | None = ("view", "cart", "purchase"),
+        limit_per_user: int = 50,
+    ) -> dict[str, list[EventRecord]]:
         """Latest events of many users (newest first, at most ``limit_per_user`` each) in one query."""
         ids = _ids(user_ids)
         if not ids:
             return {}
-        rows = self._rows(f"""
-            select {', '.join(EVENT_COLUMNS)} from (
+        rows = self._rows(
+            f"""
+            select {", ".join(EVENT_COLUMNS)} from (
                 select e.*, row_number() over (partition by user_id order by occurred_at desc, id desc) as rank
                 from events e
                 where user_id = any(:ids) and (cast(:types as text[]) is null or type = any(cast(:types as text[])))
             ) ranked where rank <= :n order by user_id, rank
-        """, {"ids": ids, "types": list(types) if types else None, "n": limit_per_user})
+        """,
+            {"ids": ids, "types": list(types) if types else None, "n": limit_per_user},
+        )
         history: dict[str, list[EventRecord]] = {}
         for row in rows:
             history.setdefault(row["user_id"], []).append(EventRecord(**row))
@@ -137,17 +163,21 @@ class FeatureStore:
         return {row[key]: record(**row) for row in rows}
 
     # -- derived features -----------------------------------------------------------------------------
-    def get_features(self, entity_type: str, ids: Sequence[str], names: Sequence[str] | None = None
-                     ) -> dict[str, dict[str, Any]]:
+    def get_features(
+        self, entity_type: str, ids: Sequence[str], names: Sequence[str] | None = None
+    ) -> dict[str, dict[str, Any]]:
         """{entity_id: {feature name: value}} for the entities that have any of the features."""
         wanted = _ids(ids)
         if not wanted:
             return {}
-        rows = self._rows("""
+        rows = self._rows(
+            """
             select entity_id, name, value from features
             where entity_type = :t and entity_id = any(:ids)
               and (cast(:names as text[]) is null or name = any(cast(:names as text[])))
-        """, {"t": entity_type, "ids": wanted, "names": list(names) if names else None})
+        """,
+            {"t": entity_type, "ids": wanted, "names": list(names) if names else None},
+        )
         out: dict[str, dict[str, Any]] = {}
         for row in rows:
             out.setdefault(row["entity_id"], {})[row["name"]] = row["value"]
@@ -155,18 +185,24 @@ class FeatureStore:
 
     def put_features(self, entity_type: str, values: Mapping[str, Mapping[str, Any]]) -> int:
         """Upserts {entity_id: {name: JSON value}}; returns the number of features written."""
-        rows = [{"entity_id": eid, "name": name, "value": value}
-                for eid, named in values.items() for name, value in named.items()]
+        rows = [
+            {"entity_id": eid, "name": name, "value": value}
+            for eid, named in values.items()
+            for name, value in named.items()
+        ]
         if not rows:
             return 0
         with self.engine.begin() as conn:
-            result = conn.execute(text("""
+            result = conn.execute(
+                text("""
                 insert into features (entity_type, entity_id, name, value, updated_at)
                 select :t, entity_id, name, value, now()
                 from jsonb_to_recordset(cast(:rows as jsonb)) as r(entity_id text, name text, value jsonb)
                 on conflict (entity_type, entity_id, name)
                 do update set value = excluded.value, updated_at = excluded.updated_at
-            """), {"t": entity_type, "rows": json.dumps(rows)})
+            """),
+                {"t": entity_type, "rows": json.dumps(rows)},
+            )
         return result.rowcount
 
     def _rows(self, sql: str, params: dict) -> list[dict]:

@@ -1,12 +1,13 @@
 """Imports a shop folder (docs/data-format.md) into the feature store: every row of every file is validated first;
 any problem rejects the whole import (``ImportRejected`` lists file, line, column, message) and nothing is written.
 A clean folder is written in ONE transaction, upserting by id, so importing the same folder twice changes nothing."""
+
 from __future__ import annotations
 
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +79,7 @@ def _read(spec: TableSpec, path: Path, problems: list) -> _Loaded:
             problems.append((name, 1, column.name, "required column is missing"))
     columns = [c for c in table_file.columns if c in known]
     rows, keys = [], {}
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for line, raw in table_file.rows:
         values: dict[str, Any] = {}
         for column_name in columns:
@@ -93,8 +94,9 @@ def _read(spec: TableSpec, path: Path, problems: list) -> _Loaded:
         if spec.key:
             key = tuple(values.get(k) for k in spec.key)
             if key in keys:
-                problems.append((name, line, spec.key[-1], f"duplicate id {'/'.join(map(str, key))} "
-                                                          f"(first on line {keys[key]})"))
+                problems.append(
+                    (name, line, spec.key[-1], f"duplicate id {'/'.join(map(str, key))} (first on line {keys[key]})")
+                )
             keys.setdefault(key, line)
         if spec.name == "events":
             _check_event(name, line, values, now, problems)
@@ -127,22 +129,36 @@ def _check_references(engine: Engine, loaded: dict[str, _Loaded], problems: list
         target_table = column.references.split(".")[0]
         present = in_files.get(target_table, set())
         wanted.setdefault(column.references, set()).update(
-            v[column.name] for _, v in table.rows if v.get(column.name) is not None and v[column.name] not in present)
+            v[column.name] for _, v in table.rows if v.get(column.name) is not None and v[column.name] not in present
+        )
     in_db: dict[str, set] = {}
     with engine.connect() as conn:
         for reference, ids in wanted.items():
             target_table, target_column = reference.split(".")
-            in_db[reference] = set(conn.execute(text(
-                f"select {target_column} from {target_table} where {target_column} = any(:ids)"),
-                {"ids": sorted(ids)}).scalars()) if ids else set()
+            in_db[reference] = (
+                set(
+                    conn.execute(
+                        text(f"select {target_column} from {target_table} where {target_column} = any(:ids)"),
+                        {"ids": sorted(ids)},
+                    ).scalars()
+                )
+                if ids
+                else set()
+            )
     for table, column in refs:
         target_table = column.references.split(".")[0]
         present = in_files.get(target_table, set()) | in_db[column.references]
         for line, values in table.rows:
             value = values.get(column.name)
             if value is not None and value not in present:
-                problems.append((table.file, line, column.name,
-                                 f"unknown {target_table[:-1]} {value!r} (not in {target_table} file or database)"))
+                problems.append(
+                    (
+                        table.file,
+                        line,
+                        column.name,
+                        f"unknown {target_table[:-1]} {value!r} (not in {target_table} file or database)",
+                    )
+                )
 
 
 def _write(conn, table: _Loaded) -> int:
@@ -156,16 +172,27 @@ def _write(conn, table: _Loaded) -> int:
     cursor = conn.connection.driver_connection.cursor()
     with cursor.copy(f"copy {stage} ({', '.join(columns)}) from stdin") as copy:
         for _, values in table.rows:
-            copy.write_row([json.dumps(values[c]) if kinds[c].kind in JSON_KINDS and values[c] is not None
-                            else values[c] for c in columns])
+            copy.write_row(
+                [
+                    json.dumps(values[c]) if kinds[c].kind in JSON_KINDS and values[c] is not None else values[c]
+                    for c in columns
+                ]
+            )
     names = ", ".join(columns)
     if not spec.key:  # no id: skip rows identical in the key-like columns to one already there
-        sql = (f"insert into {spec.name} ({names}) select distinct {names} from {stage} s where not exists ("
-               f"select 1 from {spec.name} t where {' and '.join(f't.{c} = s.{c}' for c in columns)})")
+        sql = (
+            f"insert into {spec.name} ({names}) select distinct {names} from {stage} s where not exists ("
+            f"select 1 from {spec.name} t where {' and '.join(f't.{c} = s.{c}' for c in columns)})"
+        )
     else:
         updates = [c for c in columns if c not in spec.key]
-        action = ("do update set " + ", ".join(f"{c} = excluded.{c}" for c in updates)
-                  if spec.upsert and updates else "do nothing")
-        sql = (f"insert into {spec.name} ({names}) select {names} from {stage} "
-               f"on conflict ({', '.join(spec.key)}) {action}")
+        action = (
+            "do update set " + ", ".join(f"{c} = excluded.{c}" for c in updates)
+            if spec.upsert and updates
+            else "do nothing"
+        )
+        sql = (
+            f"insert into {spec.name} ({names}) select {names} from {stage} "
+            f"on conflict ({', '.join(spec.key)}) {action}"
+        )
     return conn.exec_driver_sql(sql).rowcount

@@ -1,4 +1,5 @@
 """Plain records the feature store hands out and takes in; domain code never sees SQLAlchemy objects."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

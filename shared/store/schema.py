@@ -4,6 +4,7 @@ Ids are text chosen by the shop (or the demo generator). Money is ``*_micros`` (
 unit) plus an ISO currency code. Free-form extras live in ``attributes``/``properties`` jsonb columns. The Alembic
 migrations in ``shared/store/migrations`` must match these models (a test autogenerates a diff and expects none).
 """
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -11,8 +12,19 @@ from typing import Any
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, DateTime, Float, ForeignKey, Index, Integer, MetaData, String, Text,
-    UniqueConstraint, func,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -58,8 +70,7 @@ class User(Base):
 
 class Product(Base):
     __tablename__ = "products"
-    __table_args__ = (CheckConstraint("price_micros >= 0", name="price_non_negative"),
-                      Index(None, "category"))
+    __table_args__ = (CheckConstraint("price_micros >= 0", name="price_non_negative"), Index(None, "category"))
     product_id: Mapped[str] = mapped_column(Text, primary_key=True)
     title: Mapped[str] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
@@ -89,9 +100,11 @@ class Campaign(Base):
 
 class Ad(Base):
     __tablename__ = "ads"
-    __table_args__ = (CheckConstraint(_in("status", AD_STATUSES), name="status"),
-                      CheckConstraint("bid_micros >= 0", name="bid_non_negative"),
-                      Index(None, "campaign_id"))
+    __table_args__ = (
+        CheckConstraint(_in("status", AD_STATUSES), name="status"),
+        CheckConstraint("bid_micros >= 0", name="bid_non_negative"),
+        Index(None, "campaign_id"),
+    )
     ad_id: Mapped[str] = mapped_column(Text, primary_key=True)
     campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.campaign_id", ondelete="CASCADE"))
     product_id: Mapped[str | None] = mapped_column(ForeignKey("products.product_id", ondelete="SET NULL"))
@@ -107,8 +120,10 @@ class Ad(Base):
 
 class Order(Base):
     __tablename__ = "orders"
-    __table_args__ = (CheckConstraint(_in("status", ORDER_STATUSES), name="status"),
-                      Index(None, "user_id", "created_at"))
+    __table_args__ = (
+        CheckConstraint(_in("status", ORDER_STATUSES), name="status"),
+        Index(None, "user_id", "created_at"),
+    )
     order_id: Mapped[str] = mapped_column(Text, primary_key=True)
     user_id: Mapped[str] = mapped_column(ForeignKey("users.user_id", ondelete="CASCADE"))
     status: Mapped[str] = mapped_column(Text, server_default="placed")
@@ -149,12 +164,16 @@ class EventColumns:
 class Event(EventColumns, Base):
     """Behaviour and feedback. ``event_id`` is the client's id: ingestion is idempotent on it.
 
-    No foreign keys on purpose: events arrive fast and dirty; ``FeatureStore.ingest_events`` validates ids up front and the
-    cleaning job quarantines what slipped through."""
+    No foreign keys on purpose: events arrive fast and dirty; ``FeatureStore.ingest_events`` validates ids up front
+    and the cleaning job quarantines what slipped through."""
 
     __tablename__ = "events"
-    __table_args__ = (Index(None, "user_id", "occurred_at"), Index(None, "type", "occurred_at"),
-                      Index(None, "impression_id"), Index(None, "product_id"))
+    __table_args__ = (
+        Index(None, "user_id", "occurred_at"),
+        Index(None, "type", "occurred_at"),
+        Index(None, "impression_id"),
+        Index(None, "product_id"),
+    )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     event_id: Mapped[str] = mapped_column(Text, unique=True)
     received_at: Mapped[datetime] = _now()
@@ -184,8 +203,14 @@ class Feature(Base):
 
 class Embedding(Base):
     __tablename__ = "embeddings"
-    __table_args__ = (Index("ix_embeddings_vector_hnsw", "vector", postgresql_using="hnsw",
-                            postgresql_ops={"vector": "vector_cosine_ops"}),)
+    __table_args__ = (
+        Index(
+            "ix_embeddings_vector_hnsw",
+            "vector",
+            postgresql_using="hnsw",
+            postgresql_ops={"vector": "vector_cosine_ops"},
+        ),
+    )
     entity_type: Mapped[str] = mapped_column(Text, primary_key=True)
     entity_id: Mapped[str] = mapped_column(Text, primary_key=True)
     model_name: Mapped[str] = mapped_column(Text, primary_key=True)
@@ -198,8 +223,10 @@ class ModelVersion(Base):
     """The model registry: one row per trained version, whatever became of it."""
 
     __tablename__ = "model_versions"
-    __table_args__ = (UniqueConstraint("model_name", "version"),
-                      CheckConstraint(_in("status", MODEL_STATUSES), name="status"))
+    __table_args__ = (
+        UniqueConstraint("model_name", "version"),
+        CheckConstraint(_in("status", MODEL_STATUSES), name="status"),
+    )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     model_name: Mapped[str] = mapped_column(Text)
     version: Mapped[int] = mapped_column(Integer)
@@ -240,8 +267,10 @@ class Conversation(Base):
 
 class Message(Base):
     __tablename__ = "messages"
-    __table_args__ = (CheckConstraint(_in("role", MESSAGE_ROLES), name="role"),
-                      Index(None, "conversation_id", "created_at"))
+    __table_args__ = (
+        CheckConstraint(_in("role", MESSAGE_ROLES), name="role"),
+        Index(None, "conversation_id", "created_at"),
+    )
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     conversation_id: Mapped[str] = mapped_column(ForeignKey("conversations.conversation_id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(Text)

@@ -2,13 +2,14 @@
 
 This module holds the table specs, reads files into rows with the line numbers a user sees, parses values, and
 exports a demo shop to the format. Validation and writing are in ``shared.store.importer``."""
+
 from __future__ import annotations
 
 import csv
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,43 +40,123 @@ class TableSpec:
 
 T, R = "text", True
 TABLES: tuple[TableSpec, ...] = (
-    TableSpec("users", ("user_id",), (
-        Column("user_id", T, R), Column("segment", T), Column("country", T), Column("created_at", "datetime"),
-        Column("attributes", "json_object"))),
-    TableSpec("products", ("product_id",), (
-        Column("product_id", T, R), Column("title", T, R), Column("description", T), Column("category", T),
-        Column("brand", T), Column("price_micros", "micros", R), Column("currency", T), Column("in_stock", "bool"),
-        Column("stock", "int"), Column("created_at", "datetime"), Column("attributes", "json_object"))),
-    TableSpec("campaigns", ("campaign_id",), (
-        Column("campaign_id", T, R), Column("advertiser", T, R), Column("name", T, R),
-        Column("daily_budget_micros", "micros"), Column("total_budget_micros", "micros"),
-        Column("spent_micros", "micros"), Column("start_at", "datetime"), Column("end_at", "datetime"),
-        Column("status", "enum", choices=CAMPAIGN_STATUSES))),
-    TableSpec("ads", ("ad_id",), (
-        Column("ad_id", T, R), Column("campaign_id", T, R, references="campaigns.campaign_id"),
-        Column("product_id", T, references="products.product_id"), Column("title", T, R), Column("body", T),
-        Column("category", T), Column("keywords", "json_list"), Column("target_segments", "json_list"),
-        Column("bid_micros", "micros", R), Column("status", "enum", choices=AD_STATUSES),
-        Column("frequency_cap_per_day", "int"))),
-    TableSpec("orders", ("order_id",), (
-        Column("order_id", T, R), Column("user_id", T, R, references="users.user_id"),
-        Column("status", "enum", R, choices=ORDER_STATUSES), Column("created_at", "datetime", R),
-        Column("updated_at", "datetime"), Column("total_micros", "micros", R), Column("currency", T),
-        Column("tracking_number", T))),
-    TableSpec("order_items", ("order_id", "product_id"), (
-        Column("order_id", T, R, references="orders.order_id"),
-        Column("product_id", T, R, references="products.product_id"), Column("quantity", "int", R),
-        Column("price_micros", "micros", R))),
-    TableSpec("events", ("event_id",), (
-        Column("event_id", T, R), Column("type", "enum", R, choices=EVENT_TYPES),
-        Column("user_id", T, references="users.user_id"), Column("product_id", T, references="products.product_id"),
-        Column("ad_id", T, references="ads.ad_id"), Column("impression_id", T), Column("placement_id", T),
-        Column("session_id", T), Column("query", T), Column("conversation_id", T), Column("rating", "int"),
-        Column("quantity", "int"), Column("price_micros", "micros"), Column("occurred_at", "datetime", R),
-        Column("properties", "json_object")), upsert=False),
-    TableSpec("faq_entries", ("faq_id",), (
-        Column("faq_id", T, R), Column("question", T, R), Column("answer", T, R), Column("intent", T),
-        Column("tags", "json_list"))),
+    TableSpec(
+        "users",
+        ("user_id",),
+        (
+            Column("user_id", T, R),
+            Column("segment", T),
+            Column("country", T),
+            Column("created_at", "datetime"),
+            Column("attributes", "json_object"),
+        ),
+    ),
+    TableSpec(
+        "products",
+        ("product_id",),
+        (
+            Column("product_id", T, R),
+            Column("title", T, R),
+            Column("description", T),
+            Column("category", T),
+            Column("brand", T),
+            Column("price_micros", "micros", R),
+            Column("currency", T),
+            Column("in_stock", "bool"),
+            Column("stock", "int"),
+            Column("created_at", "datetime"),
+            Column("attributes", "json_object"),
+        ),
+    ),
+    TableSpec(
+        "campaigns",
+        ("campaign_id",),
+        (
+            Column("campaign_id", T, R),
+            Column("advertiser", T, R),
+            Column("name", T, R),
+            Column("daily_budget_micros", "micros"),
+            Column("total_budget_micros", "micros"),
+            Column("spent_micros", "micros"),
+            Column("start_at", "datetime"),
+            Column("end_at", "datetime"),
+            Column("status", "enum", choices=CAMPAIGN_STATUSES),
+        ),
+    ),
+    TableSpec(
+        "ads",
+        ("ad_id",),
+        (
+            Column("ad_id", T, R),
+            Column("campaign_id", T, R, references="campaigns.campaign_id"),
+            Column("product_id", T, references="products.product_id"),
+            Column("title", T, R),
+            Column("body", T),
+            Column("category", T),
+            Column("keywords", "json_list"),
+            Column("target_segments", "json_list"),
+            Column("bid_micros", "micros", R),
+            Column("status", "enum", choices=AD_STATUSES),
+            Column("frequency_cap_per_day", "int"),
+        ),
+    ),
+    TableSpec(
+        "orders",
+        ("order_id",),
+        (
+            Column("order_id", T, R),
+            Column("user_id", T, R, references="users.user_id"),
+            Column("status", "enum", R, choices=ORDER_STATUSES),
+            Column("created_at", "datetime", R),
+            Column("updated_at", "datetime"),
+            Column("total_micros", "micros", R),
+            Column("currency", T),
+            Column("tracking_number", T),
+        ),
+    ),
+    TableSpec(
+        "order_items",
+        ("order_id", "product_id"),
+        (
+            Column("order_id", T, R, references="orders.order_id"),
+            Column("product_id", T, R, references="products.product_id"),
+            Column("quantity", "int", R),
+            Column("price_micros", "micros", R),
+        ),
+    ),
+    TableSpec(
+        "events",
+        ("event_id",),
+        (
+            Column("event_id", T, R),
+            Column("type", "enum", R, choices=EVENT_TYPES),
+            Column("user_id", T, references="users.user_id"),
+            Column("product_id", T, references="products.product_id"),
+            Column("ad_id", T, references="ads.ad_id"),
+            Column("impression_id", T),
+            Column("placement_id", T),
+            Column("session_id", T),
+            Column("query", T),
+            Column("conversation_id", T),
+            Column("rating", "int"),
+            Column("quantity", "int"),
+            Column("price_micros", "micros"),
+            Column("occurred_at", "datetime", R),
+            Column("properties", "json_object"),
+        ),
+        upsert=False,
+    ),
+    TableSpec(
+        "faq_entries",
+        ("faq_id",),
+        (
+            Column("faq_id", T, R),
+            Column("question", T, R),
+            Column("answer", T, R),
+            Column("intent", T),
+            Column("tags", "json_list"),
+        ),
+    ),
     TableSpec("intent_examples", (), (Column("text", T, R), Column("intent", T, R), Column("source", T))),
 )
 TABLE_BY_NAME = {t.name: t for t in TABLES}
@@ -123,7 +204,7 @@ def parse_value(column: Column, raw: Any) -> Any:
                 value = datetime.fromisoformat(str(raw).strip().replace("Z", "+00:00"))
             except ValueError:
                 raise ValueError(f"must be an ISO 8601 timestamp, got {raw!r}") from None
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
     if kind in ("json_list", "json_object"):
         value = raw
         if isinstance(raw, str):
@@ -174,6 +255,7 @@ def open_table_file(path: Path) -> TableFile:
                 if not any(c.strip() for c in cells):
                     continue  # blank line
                 yield line, dict(zip(header, cells + [""] * (len(header) - len(cells))))
+
     return TableFile(path, header, rows())
 
 
@@ -217,8 +299,11 @@ def export_shop(shop, folder: str | Path, fmt: str = "csv", include_bad_events: 
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            table = (pa.Table.from_pylist([dict(zip(names, row)) for row in rows]) if rows
-                     else pa.table({n: pa.array([], pa.string()) for n in names}))
+            table = (
+                pa.Table.from_pylist([dict(zip(names, row)) for row in rows])
+                if rows
+                else pa.table({n: pa.array([], pa.string()) for n in names})
+            )
             pq.write_table(table, path)
         counts[spec.name] = len(rows)
     return counts

@@ -1,16 +1,23 @@
 """The demo shop generator: deterministic by seed, believable, with known probabilities; the tiny shop loads."""
+
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import text
 
 from shared.demo_shop import (
-    CHAT_INTENTS, DEMO_USER_ID, SIZES, generate_shop, load_shop, shop_is_seeded, true_click_probability,
+    CHAT_INTENTS,
+    DEMO_USER_ID,
+    SIZES,
+    generate_shop,
+    load_shop,
+    shop_is_seeded,
+    true_click_probability,
 )
 
-END = datetime(2026, 3, 1, tzinfo=timezone.utc)
+END = datetime(2026, 3, 1, tzinfo=UTC)
 
 
 def test_same_seed_same_shop_different_seed_different():
@@ -35,8 +42,11 @@ def test_tiny_shop_is_believable():
     assert min(Counter(x["intent"] for x in shop.intent_examples).values()) >= spec.examples_per_intent
     assert len(shop.faq_entries) >= 25 and any(o["user_id"] == DEMO_USER_ID for o in shop.orders)
     # purchases match order items
-    bought = Counter((e["properties"].split('"order_id": "')[1][:10], e["product_id"])
-                     for e in events if e["type"] == "purchase" and "planted" not in e["properties"])
+    bought = Counter(
+        (e["properties"].split('"order_id": "')[1][:10], e["product_id"])
+        for e in events
+        if e["type"] == "purchase" and "planted" not in e["properties"]
+    )
     items = {(i["order_id"], i["product_id"]) for i in shop.order_items}
     assert set(bought) <= items
 
@@ -61,6 +71,10 @@ def test_tiny_shop_loads(data_engine):
     load_shop(data_engine, shop)  # reseeding replaces, never duplicates
     with data_engine.connect() as conn:
         assert conn.execute(text("select count(*) from events")).scalar() == report.rows["events"]
-        p = conn.execute(text("select (properties->>'true_p_click')::float from events "
-                              "where type = 'impression' and properties ? 'true_p_click' limit 1")).scalar()
+        p = conn.execute(
+            text(
+                "select (properties->>'true_p_click')::float from events "
+                "where type = 'impression' and properties ? 'true_p_click' limit 1"
+            )
+        ).scalar()
     assert 0 < p < 1

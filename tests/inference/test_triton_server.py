@@ -1,6 +1,7 @@
 """The real Triton server (from the nvidia-pytriton wheel) serving the python-backend models built from the
 pretrained MiniLM: readiness, embeddings equal to a local transformers run, calibrated classifier outputs,
 version switching under explicit model control, and ModelUnavailable when the server is gone or too slow."""
+
 from __future__ import annotations
 
 import time
@@ -12,8 +13,15 @@ import pytest
 from shared.core.errors import ModelUnavailable
 from shared.inference.triton_client import TritonClient, config_for_instance_kind
 from shared.inference.triton_server import TritonServer, TritonStartError
-from tests.fixtures_infra import (backbone_path, free_port, model_repository_with_configs, publish_version,
-                                  running_triton, save_classifier, triton_settings)
+from tests.fixtures_infra import (
+    backbone_path,
+    free_port,
+    model_repository_with_configs,
+    publish_version,
+    running_triton,
+    save_classifier,
+    triton_settings,
+)
 
 TEXTS = ["red running shoes for women", "where is my order?", "a", "wireless noise cancelling headphones " * 20]
 INTENTS = ["order_status", "returns", "product_question"]
@@ -41,18 +49,22 @@ def triton(tmp_path_factory):
     repo = model_repository_with_configs(home / "models")
     classifiers = home / "hf"
     publish_version(repo, "text_encoder", 1, backbone_path())
-    publish_version(repo, "ctr_model", 1, save_classifier(classifiers / "binary", 1),
-                    calibration={"a": 1.0, "b": 0.0})
-    publish_version(repo, "intent_classifier", 1, save_classifier(classifiers / "intents", len(INTENTS)),
-                    labels=INTENTS)
+    publish_version(repo, "ctr_model", 1, save_classifier(classifiers / "binary", 1), calibration={"a": 1.0, "b": 0.0})
+    publish_version(
+        repo, "intent_classifier", 1, save_classifier(classifiers / "intents", len(INTENTS)), labels=INTENTS
+    )
     settings = triton_settings(home, repo, triton_timeout_s=30)
     timings = {}
     started = time.perf_counter()
     with running_triton(settings) as (server, client):
         timings["server_ready_s"] = time.perf_counter() - started
         with ThreadPoolExecutor(3) as pool:  # Triton loads models in parallel: ~40% faster than one by one
-            list(pool.map(lambda m: client.load_model(m, instance_kind=settings.triton_instance_kind),
-                          ("text_encoder", "ctr_model", "intent_classifier")))
+            list(
+                pool.map(
+                    lambda m: client.load_model(m, instance_kind=settings.triton_instance_kind),
+                    ("text_encoder", "ctr_model", "intent_classifier"),
+                )
+            )
         timings["load_3_models_s"] = time.perf_counter() - started - timings["server_ready_s"]
         yield settings, server, client, timings
     print("\ntriton timings:", {k: round(v, 3) for k, v in timings.items()})
@@ -152,8 +164,9 @@ def test_stopped_server_gives_model_unavailable(tmp_path):
 def test_start_fails_clearly_when_the_port_is_taken(tmp_path):
     settings = triton_settings(tmp_path, model_repository_with_configs(tmp_path / "models"))
     with running_triton(settings):
-        clash = settings.model_copy(update={"triton_http_port": free_port(), "triton_metrics_port": free_port(),
-                                            "home": tmp_path / "second"})
+        clash = settings.model_copy(
+            update={"triton_http_port": free_port(), "triton_metrics_port": free_port(), "home": tmp_path / "second"}
+        )
         with pytest.raises(TritonStartError, match="exited with code"):
             TritonServer(clash).start(wait_ready_s=20)
 

@@ -1,16 +1,17 @@
 """The cleaning job finds exactly the planted bad events of the demo shop, quarantines them, and is idempotent."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import text
 
-from shared.learning.cleaning import clean_events, quality_reports
 from shared.demo_shop import generate_shop, load_shop
+from shared.learning.cleaning import clean_events, quality_reports
 
 
 def test_cleaning_quarantines_the_planted_events_once(data_engine):
-    end = datetime.now(timezone.utc).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
     shop = generate_shop("tiny", 11, end)
     loaded = load_shop(data_engine, shop)
     assert loaded.duplicate_event_ids == shop.planted["duplicate_event_id"]
@@ -24,8 +25,9 @@ def test_cleaning_quarantines_the_planted_events_once(data_engine):
     with data_engine.connect() as conn:
         per_rule = dict(conn.execute(text("select rule, count(*) from events_quarantine group by rule")).all())
         planted_left = conn.execute(text("select count(*) from events where properties ? 'planted'")).scalar()
-        wrong = conn.execute(text(
-            "select count(*) from events_quarantine where properties->>'planted' is distinct from rule")).scalar()
+        wrong = conn.execute(
+            text("select count(*) from events_quarantine where properties->>'planted' is distinct from rule")
+        ).scalar()
     assert per_rule == expected and planted_left == 0 and wrong == 0
 
     again = clean_events(data_engine)

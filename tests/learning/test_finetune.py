@@ -1,4 +1,5 @@
 """A tiny real fine-tune of the pretrained MiniLM backbone on a trivially separable toy task."""
+
 from __future__ import annotations
 
 import os
@@ -13,9 +14,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 POSITIVE = ["great product, love it", "excellent quality and fast shipping", "works perfectly, highly recommend"]
 NEGATIVE = ["terrible, broke after a day", "awful quality, I want a refund", "does not work, never again"]
-TOPICS = {"shipping": ["where is my parcel", "when will my order arrive", "track my delivery"],
-          "refund": ["I want my money back", "how do I get a refund", "return this item for a refund"],
-          "greeting": ["hello there", "hi, good morning", "hey, how are you"]}
+TOPICS = {
+    "shipping": ["where is my parcel", "when will my order arrive", "track my delivery"],
+    "refund": ["I want my money back", "how do I get a refund", "return this item for a refund"],
+    "greeting": ["hello there", "hi, good morning", "hey, how are you"],
+}
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +50,11 @@ def test_binary_fine_tune_learns_and_calibrates(backbone, tmp_path):
 
     reloaded = AutoModelForSequenceClassification.from_pretrained(tmp_path / "hf")
     texts = [t for t, _ in evaluation[:8]]
-    np.testing.assert_allclose(predict_logits(reloaded, AutoTokenizer.from_pretrained(tmp_path / "hf"), texts, 24),
-                               predict_logits(result.model, result.tokenizer, texts, 24), atol=1e-4)
+    np.testing.assert_allclose(
+        predict_logits(reloaded, AutoTokenizer.from_pretrained(tmp_path / "hf"), texts, 24),
+        predict_logits(result.model, result.tokenizer, texts, 24),
+        atol=1e-4,
+    )
 
 
 def _intents(seed: int, n: int) -> list[tuple[str, int]]:
@@ -59,8 +65,9 @@ def _intents(seed: int, n: int) -> list[tuple[str, int]]:
 
 def test_multiclass_lora_fine_tune_is_deterministic_and_learns(backbone, tmp_path):
     train, evaluation = _intents(1, 96), _intents(2, 30)
-    cfg = FineTuneConfig(backbone, mode="lora", max_steps=12, batch_size=16, lr=2e-3, max_length=16, eval_every=6,
-                         seed=5)
+    cfg = FineTuneConfig(
+        backbone, mode="lora", max_steps=12, batch_size=16, lr=2e-3, max_length=16, eval_every=6, seed=5
+    )
     labels = sorted(TOPICS)
     first = fine_tune_classifier(train, evaluation, 3, cfg, labels=labels, threads=2)
     assert first.metrics["accuracy"] >= 0.9 and first.metrics["macro_f1"] >= 0.9

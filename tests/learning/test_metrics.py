@@ -1,4 +1,5 @@
 """Pure-logic tests of the training metrics, Platt calibration, fine-tune config validation and text features."""
+
 from __future__ import annotations
 
 import math
@@ -9,7 +10,13 @@ import pytest
 from shared.core.text_features import Ad, Product, User, ctr_text, price_bucket, product_text, ranker_text
 from shared.learning.finetune import PROFILES, FineTuneConfig
 from shared.learning.metrics import (
-    auc, expected_calibration_error, fit_platt, log_loss, multiclass_metrics, ranking_metrics, sigmoid,
+    auc,
+    expected_calibration_error,
+    fit_platt,
+    log_loss,
+    multiclass_metrics,
+    ranking_metrics,
+    sigmoid,
 )
 
 
@@ -65,10 +72,21 @@ def test_ranking_metrics():
     assert ranking_metrics([([0.5], [0])])["users"] == 0
 
 
-@pytest.mark.parametrize("field,value", [
-    ("mode", "half"), ("max_steps", 0), ("batch_size", -1), ("lr", 0.0), ("lr", 2.0), ("patience", -1),
-    ("max_length", 1000), ("lora_r", 0), ("top_layers", 0), ("eval_every", 1.5),
-])
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("mode", "half"),
+        ("max_steps", 0),
+        ("batch_size", -1),
+        ("lr", 0.0),
+        ("lr", 2.0),
+        ("patience", -1),
+        ("max_length", 1000),
+        ("lora_r", 0),
+        ("top_layers", 0),
+        ("eval_every", 1.5),
+    ],
+)
 def test_config_validation_names_the_bad_value(field, value):
     with pytest.raises(ValueError) as err:
         FineTuneConfig(backbone="some/model", **{field: value})
@@ -88,9 +106,11 @@ def test_config_for_profile():
 def test_text_features_are_stable_and_bounded():
     user, ad = User("bargain_hunter", "US"), Ad("Trail shoes -20%", "shoes", ("running", "trail"), ("active",))
     text = ctr_text(user, ad, "home_top", 2, ["shoes", "outdoor"] * 5)
-    assert text == ("ad Trail shoes -20% category shoes | slot home_top position 2"
-                    " | user segment bargain_hunter country US recent shoes, outdoor, shoes, outdoor, shoes"
-                    " | targets active keywords running, trail")
+    assert text == (
+        "ad Trail shoes -20% category shoes | slot home_top position 2"
+        " | user segment bargain_hunter country US recent shoes, outdoor, shoes, outdoor, shoes"
+        " | targets active keywords running, trail"
+    )
     product = Product("Trail Runner  X", "shoes", "Acme", 59_990_000, description="light\nand fast")
     assert ranker_text([], product) == "candidate Trail Runner X category shoes brand Acme mid price | history none"
     assert product_text(product).endswith("mid price. light and fast")

@@ -1,4 +1,5 @@
 """publish_version on a real (embedded) Postgres: atomic folders, increasing versions, failures leave nothing."""
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,16 @@ def _build_ok(folder: Path) -> dict:
 
 
 def _publish(engine, repo, build=_build_ok, model="intent_classifier"):
-    return publish_version(engine, repo, model, build, "sequence_classifier",
-                           params={"backbone": "bb", "mode": "top", "seed": 1}, metrics={"accuracy": 0.9},
-                           dataset={"rows": 10})
+    return publish_version(
+        engine,
+        repo,
+        model,
+        build,
+        "sequence_classifier",
+        params={"backbone": "bb", "mode": "top", "seed": 1},
+        metrics={"accuracy": 0.9},
+        dataset={"rows": 10},
+    )
 
 
 def test_versions_increase_and_folders_are_complete(data_engine, tmp_path):

@@ -1,43 +1,68 @@
 """Training sets are point-in-time correct, and ensure_models trains every missing model on the tiny demo shop."""
+
 from __future__ import annotations
 
 import json
 import os
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import insert
 
-from shared.store import schema as db
-from shared.learning.registry import latest_version, read_meta, registry_rows
 from shared.core.settings import PROJECT_ROOT, Settings
 from shared.learning import datasets
 from shared.learning.finetune import PROFILES
+from shared.learning.registry import latest_version, read_meta, registry_rows
+from shared.store import schema as db
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-T0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def _event(n: int, type_: str, minutes: float, **fields) -> dict:
-    row = {"event_id": f"e{n}", "type": type_, "user_id": "u1", "occurred_at": T0 + timedelta(minutes=minutes),
-           "product_id": None, "ad_id": None, "impression_id": None, "placement_id": None, "properties": {}}
+    row = {
+        "event_id": f"e{n}",
+        "type": type_,
+        "user_id": "u1",
+        "occurred_at": T0 + timedelta(minutes=minutes),
+        "product_id": None,
+        "ad_id": None,
+        "impression_id": None,
+        "placement_id": None,
+        "properties": {},
+    }
     return {**row, **fields}
 
 
 def test_ctr_examples_see_only_the_past(data_engine):
     with data_engine.begin() as conn:
         conn.execute(insert(db.User), [{"user_id": "u1", "segment": "tech", "country": "US"}])
-        conn.execute(insert(db.Product), [
-            {"product_id": "p-book", "title": "A novel", "category": "books", "price_micros": 1},
-            {"product_id": "p-tent", "title": "A tent", "category": "outdoor", "price_micros": 1}])
+        conn.execute(
+            insert(db.Product),
+            [
+                {"product_id": "p-book", "title": "A novel", "category": "books", "price_micros": 1},
+                {"product_id": "p-tent", "title": "A tent", "category": "outdoor", "price_micros": 1},
+            ],
+        )
         conn.execute(insert(db.Campaign), [{"campaign_id": "c1", "advertiser": "x", "name": "x"}])
-        conn.execute(insert(db.Ad), [{"ad_id": "a1", "campaign_id": "c1", "title": "Tents", "category": "outdoor",
-                                      "bid_micros": 1}])
+        conn.execute(
+            insert(db.Ad),
+            [{"ad_id": "a1", "campaign_id": "c1", "title": "Tents", "category": "outdoor", "bid_micros": 1}],
+        )
         events = [_event(0, "view", 0, product_id="p-book")]
         for i in range(30):  # impressions every 10 minutes; a tent view happens at minute 95
-            events.append(_event(100 + i, "impression", 10 * i + 5, ad_id="a1", impression_id=f"imp{i}",
-                                 placement_id="home_top", properties={"position": 1, "true_p_click": 0.1}))
+            events.append(
+                _event(
+                    100 + i,
+                    "impression",
+                    10 * i + 5,
+                    ad_id="a1",
+                    impression_id=f"imp{i}",
+                    placement_id="home_top",
+                    properties={"position": 1, "true_p_click": 0.1},
+                )
+            )
         events.append(_event(1, "view", 95, product_id="p-tent"))
         events.append(_event(2, "click", 96, ad_id="a1", impression_id="imp9"))
         conn.execute(insert(db.Event), events)
@@ -57,8 +82,8 @@ def test_recent_distinct_orders_most_recent_first():
 
 @pytest.fixture
 def tiny_shop_engine(data_engine):
-    from shared.learning.cleaning import clean_events
     from shared.demo_shop import generate_shop, load_shop
+    from shared.learning.cleaning import clean_events
 
     load_shop(data_engine, generate_shop("tiny", seed=7))
     clean_events(data_engine)
@@ -79,8 +104,11 @@ def test_ensure_models_trains_every_missing_model(tiny_shop_engine, tmp_path):
     assert ensure_models(tiny_shop_engine, settings, None) == []  # nothing missing: nothing trained
 
     ctr = read_meta(tmp_path, "ctr_model", 1)
-    assert set(ctr["calibration"]) == {"a", "b"} and ctr["labels"] is None \
+    assert (
+        set(ctr["calibration"]) == {"a", "b"}
+        and ctr["labels"] is None
         and ctr["max_length"] == PROFILES["tiny"].max_length
+    )
     assert 0.0 <= ctr["metrics"]["auc"] <= 1.0 and "true_p_auc" in ctr["metrics"]
     intent = read_meta(tmp_path, "intent_classifier", 1)
     assert intent["labels"] == sorted(intent["labels"]) and len(intent["labels"]) >= 5

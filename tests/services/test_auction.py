@@ -1,4 +1,5 @@
 """GSP auction: pure logic."""
+
 import pytest
 
 from services.ads.auction import Bid, run_gsp

@@ -1,4 +1,5 @@
 """ads.v1 end to end: real gRPC socket, real Postgres with the tiny demo shop, real Triton ctr_model."""
+
 import grpc
 import pytest
 
@@ -34,45 +35,86 @@ def test_predict_ctr_scores_every_requested_ad_in_order(platform, ads):
     user = active_user(platform.engine)
     ranked = ads.RankAds(ads_pb2.RankAdsRequest(user_id=user, placement_id="search_side", max_ads=5), timeout=30)
     ad_ids = [a.ad_id for a in ranked.ads][::-1]
-    reply = ads.PredictCtr(ads_pb2.PredictCtrRequest(user_id=user, placement_id="search_side", ad_ids=ad_ids),
-                           timeout=30)
+    reply = ads.PredictCtr(
+        ads_pb2.PredictCtrRequest(user_id=user, placement_id="search_side", ad_ids=ad_ids), timeout=30
+    )
     assert [p.ad_id for p in reply.predictions] == ad_ids
     assert all(0 < p.pctr < 1 for p in reply.predictions)
 
 
 def test_reserve_price_filters_cheap_ads(platform, ads):
     user = active_user(platform.engine)
-    reply = ads.RankAds(ads_pb2.RankAdsRequest(
-        user_id=user, placement_id="home_top", max_ads=5,
-        reserve_price=common_pb2.Money(currency_code="USD", amount_micros=10**12)), timeout=30)
+    reply = ads.RankAds(
+        ads_pb2.RankAdsRequest(
+            user_id=user,
+            placement_id="home_top",
+            max_ads=5,
+            reserve_price=common_pb2.Money(currency_code="USD", amount_micros=10**12),
+        ),
+        timeout=30,
+    )
     assert len(reply.ads) == 0
     assert reply.filtered["BELOW_RESERVE"] >= 1
 
 
-@pytest.mark.parametrize("request_, code, field", [
-    (ads_pb2.RankAdsRequest(placement_id="home_top", max_ads=3), grpc.StatusCode.INVALID_ARGUMENT, "user_id"),
-    (ads_pb2.RankAdsRequest(user_id="nobody", placement_id="home_top", max_ads=3), grpc.StatusCode.NOT_FOUND,
-     "user_id"),
-    (ads_pb2.RankAdsRequest(user_id="u", max_ads=3), grpc.StatusCode.INVALID_ARGUMENT, "placement_id"),
-    (ads_pb2.RankAdsRequest(user_id="u", placement_id="p", max_ads=-2), grpc.StatusCode.INVALID_ARGUMENT,
-     "max_ads"),
-    (ads_pb2.RankAdsRequest(user_id="u", placement_id="p", max_ads=21), grpc.StatusCode.INVALID_ARGUMENT,
-     "max_ads"),
-    (ads_pb2.RankAdsRequest(user_id="u", placement_id="p", max_ads=1,
-                            context=ads_pb2.AdContext(query="q" * 513)), grpc.StatusCode.INVALID_ARGUMENT,
-     "context.query"),
-    (ads_pb2.RankAdsRequest(user_id="u", placement_id="p", max_ads=1, reserve_price=common_pb2.Money(
-        amount_micros=-1)), grpc.StatusCode.INVALID_ARGUMENT, "reserve_price.amount_micros"),
-])
+@pytest.mark.parametrize(
+    "request_, code, field",
+    [
+        (ads_pb2.RankAdsRequest(placement_id="home_top", max_ads=3), grpc.StatusCode.INVALID_ARGUMENT, "user_id"),
+        (
+            ads_pb2.RankAdsRequest(user_id="nobody", placement_id="home_top", max_ads=3),
+            grpc.StatusCode.NOT_FOUND,
+            "user_id",
+        ),
+        (ads_pb2.RankAdsRequest(user_id="u", max_ads=3), grpc.StatusCode.INVALID_ARGUMENT, "placement_id"),
+        (
+            ads_pb2.RankAdsRequest(user_id="u", placement_id="p", max_ads=-2),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "max_ads",
+        ),
+        (
+            ads_pb2.RankAdsRequest(user_id="u", placement_id="p", max_ads=21),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "max_ads",
+        ),
+        (
+            ads_pb2.RankAdsRequest(
+                user_id="u", placement_id="p", max_ads=1, context=ads_pb2.AdContext(query="q" * 513)
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "context.query",
+        ),
+        (
+            ads_pb2.RankAdsRequest(
+                user_id="u", placement_id="p", max_ads=1, reserve_price=common_pb2.Money(amount_micros=-1)
+            ),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "reserve_price.amount_micros",
+        ),
+    ],
+)
 def test_rank_ads_bad_requests(ads, request_, code, field):
     assert_rpc_error(lambda: ads.RankAds(request_, timeout=30), code, field)
 
 
 def test_predict_ctr_bad_requests(platform, ads):
     user = active_user(platform.engine)
-    assert_rpc_error(lambda: ads.PredictCtr(ads_pb2.PredictCtrRequest(user_id=user, placement_id="p"), timeout=30),
-                     grpc.StatusCode.INVALID_ARGUMENT, "ad_ids")
-    assert_rpc_error(lambda: ads.PredictCtr(ads_pb2.PredictCtrRequest(
-        user_id=user, placement_id="p", ad_ids=["a"] * 201), timeout=30), grpc.StatusCode.INVALID_ARGUMENT, "ad_ids")
-    assert_rpc_error(lambda: ads.PredictCtr(ads_pb2.PredictCtrRequest(
-        user_id=user, placement_id="p", ad_ids=["no-such-ad"]), timeout=30), grpc.StatusCode.NOT_FOUND, "ad_ids[0]")
+    assert_rpc_error(
+        lambda: ads.PredictCtr(ads_pb2.PredictCtrRequest(user_id=user, placement_id="p"), timeout=30),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "ad_ids",
+    )
+    assert_rpc_error(
+        lambda: ads.PredictCtr(
+            ads_pb2.PredictCtrRequest(user_id=user, placement_id="p", ad_ids=["a"] * 201), timeout=30
+        ),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "ad_ids",
+    )
+    assert_rpc_error(
+        lambda: ads.PredictCtr(
+            ads_pb2.PredictCtrRequest(user_id=user, placement_id="p", ad_ids=["no-such-ad"]), timeout=30
+        ),
+        grpc.StatusCode.NOT_FOUND,
+        "ad_ids[0]",
+    )

@@ -1,4 +1,5 @@
 """chat.v1 end to end: streamed replies, stored history, the user's own orders only, real intent model."""
+
 import grpc
 import pytest
 
@@ -12,8 +13,11 @@ def chat(platform):
 
 
 def send(chat, user, text, conversation_id=""):
-    chunks = list(chat.SendMessage(chat_pb2.SendMessageRequest(
-        conversation_id=conversation_id, user_id=user, text=text), timeout=60))
+    chunks = list(
+        chat.SendMessage(
+            chat_pb2.SendMessageRequest(conversation_id=conversation_id, user_id=user, text=text), timeout=60
+        )
+    )
     assert chunks[-1].final and not any(c.final for c in chunks[:-1])
     assert len({c.conversation_id for c in chunks}) == 1
     return "".join(c.text_delta for c in chunks), chunks[-1]
@@ -26,8 +30,9 @@ def test_multi_turn_conversation_is_streamed_and_stored(platform, chat):
     assert final.serving.model_name == "intent_classifier" or final.serving.degraded
     text2, final2 = send(chat, user, "where is my order?", final.conversation_id)
     assert final2.conversation_id == final.conversation_id
-    history = chat.GetConversation(chat_pb2.GetConversationRequest(
-        conversation_id=final.conversation_id, user_id=user), timeout=30)
+    history = chat.GetConversation(
+        chat_pb2.GetConversationRequest(conversation_id=final.conversation_id, user_id=user), timeout=30
+    )
     assert [t.role for t in history.turns] == [chat_pb2.ROLE_USER, chat_pb2.ROLE_ASSISTANT] * 2
     assert history.turns[0].text == "hello" and history.turns[1].text == text
     assert history.turns[3].text == text2
@@ -37,8 +42,9 @@ def test_multi_turn_conversation_is_streamed_and_stored(platform, chat):
 
 def test_order_question_answers_from_the_users_own_order(platform, chat):
     user = active_user(platform.engine)
-    order_id = one(platform.engine, "select order_id from orders where user_id = :u order by created_at desc limit 1",
-                   u=user)
+    order_id = one(
+        platform.engine, "select order_id from orders where user_id = :u order by created_at desc limit 1", u=user
+    )
     text, final = send(chat, user, f"What is the status of my order {order_id}?")
     if final.handoff:  # a tiny test model may be unsure; handing off is then the correct behaviour
         assert any(a.type == "HANDOFF" for a in final.actions)
@@ -60,32 +66,56 @@ def test_another_users_conversation_is_not_found(platform, chat):
     user = active_user(platform.engine)
     _, final = send(chat, user, "hi")
     other = one(platform.engine, "select user_id from users where user_id <> :u order by user_id limit 1", u=user)
-    assert_rpc_error(lambda: chat.GetConversation(chat_pb2.GetConversationRequest(
-        conversation_id=final.conversation_id, user_id=other), timeout=30), grpc.StatusCode.NOT_FOUND,
-        "conversation_id")
-    assert_rpc_error(lambda: list(chat.SendMessage(chat_pb2.SendMessageRequest(
-        conversation_id=final.conversation_id, user_id=other, text="hi"), timeout=30)),
-        grpc.StatusCode.NOT_FOUND, "conversation_id")
+    assert_rpc_error(
+        lambda: chat.GetConversation(
+            chat_pb2.GetConversationRequest(conversation_id=final.conversation_id, user_id=other), timeout=30
+        ),
+        grpc.StatusCode.NOT_FOUND,
+        "conversation_id",
+    )
+    assert_rpc_error(
+        lambda: list(
+            chat.SendMessage(
+                chat_pb2.SendMessageRequest(conversation_id=final.conversation_id, user_id=other, text="hi"), timeout=30
+            )
+        ),
+        grpc.StatusCode.NOT_FOUND,
+        "conversation_id",
+    )
 
 
-@pytest.mark.parametrize("request_, code, field", [
-    (chat_pb2.SendMessageRequest(text="hi"), grpc.StatusCode.INVALID_ARGUMENT, "user_id"),
-    (chat_pb2.SendMessageRequest(user_id="nobody", text="hi"), grpc.StatusCode.NOT_FOUND, "user_id"),
-    (chat_pb2.SendMessageRequest(user_id="u", text=""), grpc.StatusCode.INVALID_ARGUMENT, "text"),
-    (chat_pb2.SendMessageRequest(user_id="u", text="x" * 2001), grpc.StatusCode.INVALID_ARGUMENT, "text"),
-])
+@pytest.mark.parametrize(
+    "request_, code, field",
+    [
+        (chat_pb2.SendMessageRequest(text="hi"), grpc.StatusCode.INVALID_ARGUMENT, "user_id"),
+        (chat_pb2.SendMessageRequest(user_id="nobody", text="hi"), grpc.StatusCode.NOT_FOUND, "user_id"),
+        (chat_pb2.SendMessageRequest(user_id="u", text=""), grpc.StatusCode.INVALID_ARGUMENT, "text"),
+        (chat_pb2.SendMessageRequest(user_id="u", text="x" * 2001), grpc.StatusCode.INVALID_ARGUMENT, "text"),
+    ],
+)
 def test_send_message_bad_requests(chat, request_, code, field):
     assert_rpc_error(lambda: list(chat.SendMessage(request_, timeout=30)), code, field)
 
 
 def test_history_bad_requests(platform, chat):
     user = active_user(platform.engine)
-    assert_rpc_error(lambda: chat.GetConversation(chat_pb2.GetConversationRequest(user_id=user), timeout=30),
-                     grpc.StatusCode.INVALID_ARGUMENT, "conversation_id")
-    assert_rpc_error(lambda: chat.GetConversation(chat_pb2.GetConversationRequest(
-        conversation_id="conv-missing", user_id=user), timeout=30), grpc.StatusCode.NOT_FOUND, "conversation_id")
-    assert_rpc_error(lambda: chat.ListConversations(chat_pb2.ListConversationsRequest(user_id=user, limit=-1),
-                                                    timeout=30), grpc.StatusCode.INVALID_ARGUMENT, "limit")
+    assert_rpc_error(
+        lambda: chat.GetConversation(chat_pb2.GetConversationRequest(user_id=user), timeout=30),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "conversation_id",
+    )
+    assert_rpc_error(
+        lambda: chat.GetConversation(
+            chat_pb2.GetConversationRequest(conversation_id="conv-missing", user_id=user), timeout=30
+        ),
+        grpc.StatusCode.NOT_FOUND,
+        "conversation_id",
+    )
+    assert_rpc_error(
+        lambda: chat.ListConversations(chat_pb2.ListConversationsRequest(user_id=user, limit=-1), timeout=30),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "limit",
+    )
 
 
 def _statuses(platform, user):
@@ -106,8 +136,10 @@ def test_return_without_an_order_number_changes_nothing_and_asks(platform, chat)
 
 
 def test_return_of_a_named_delivered_order_is_filed(platform, chat):
-    order_id, user = one(platform.engine, "select order_id || ' ' || user_id from orders where status = 'delivered'"
-                                          " order by order_id limit 1").split()
+    order_id, user = one(
+        platform.engine,
+        "select order_id || ' ' || user_id from orders where status = 'delivered' order by order_id limit 1",
+    ).split()
     text, final = send(chat, user, f"I want to return order {order_id}, it does not fit")
     status = _statuses(platform, user)[order_id]
     if final.intent == "return_request" and not final.handoff:  # the tiny test model may be unsure

@@ -1,5 +1,6 @@
 """Degrade, don't fail: with Triton unreachable every service still answers within the deadline, from a
 fallback, and says so in ServingInfo."""
+
 import grpc
 import pytest
 
@@ -16,8 +17,16 @@ from tests.fixtures_infra import free_port
 def no_triton_services(platform):
     dead = TritonClient(f"127.0.0.1:{free_port()}", timeout_s=1.0)
     settings = platform.settings.model_copy(update={"recs_port": free_port()})
-    running = [start_service(name, settings, platform.engine, dead, port=getattr(settings, f"{name}_port")
-                             if name == "recs" else free_port()) for name in ("recs", "ads", "chat")]
+    running = [
+        start_service(
+            name,
+            settings,
+            platform.engine,
+            dead,
+            port=getattr(settings, f"{name}_port") if name == "recs" else free_port(),
+        )
+        for name in ("recs", "ads", "chat")
+    ]
     channels = {r.name: grpc.insecure_channel(f"127.0.0.1:{r.port}") for r in running}
     yield channels
     for r in running:
@@ -26,8 +35,9 @@ def no_triton_services(platform):
 
 def test_ads_fall_back_to_historical_ctr(platform, no_triton_services):
     stub = ads_pb2_grpc.AdServiceStub(no_triton_services["ads"])
-    reply = stub.RankAds(ads_pb2.RankAdsRequest(user_id=active_user(platform.engine), placement_id="home_top",
-                                                max_ads=3), timeout=10)
+    reply = stub.RankAds(
+        ads_pb2.RankAdsRequest(user_id=active_user(platform.engine), placement_id="home_top", max_ads=3), timeout=10
+    )
     assert reply.ads and reply.serving.degraded
     assert reply.serving.fallback in ("historical_ctr", "prior_ctr")
     assert any("ctr_model" in note for note in reply.serving.notes)
@@ -41,15 +51,20 @@ def test_recs_still_return_k_items(platform, no_triton_services):
     assert reply.serving.fallback == "retrieval_fusion"
     search = stub.SearchProducts(recs_pb2.SearchProductsRequest(query="gift", k=4), timeout=10)
     assert len(search.items) == 4 and search.serving.fallback == "lexical_only"
-    similar = stub.SimilarProducts(recs_pb2.SimilarProductsRequest(product_id=any_product(platform.engine), k=4),
-                                   timeout=10)
+    similar = stub.SimilarProducts(
+        recs_pb2.SimilarProductsRequest(product_id=any_product(platform.engine), k=4), timeout=10
+    )
     assert len(similar.items) == 4
 
 
 def test_chat_answers_from_faq_retrieval(platform, no_triton_services):
     stub = chat_pb2_grpc.ChatServiceStub(no_triton_services["chat"])
-    chunks = list(stub.SendMessage(chat_pb2.SendMessageRequest(
-        user_id=active_user(platform.engine), text="How long does shipping take?"), timeout=10))
+    chunks = list(
+        stub.SendMessage(
+            chat_pb2.SendMessageRequest(user_id=active_user(platform.engine), text="How long does shipping take?"),
+            timeout=10,
+        )
+    )
     final = chunks[-1]
     assert final.final and final.serving.degraded and final.serving.fallback == "faq_retrieval"
     assert "".join(c.text_delta for c in chunks)

@@ -1,4 +1,5 @@
 """events.v1 end to end: idempotent ingestion over gRPC on every service, rejects named by field."""
+
 import uuid
 
 import grpc
@@ -16,8 +17,10 @@ def ev(**fields) -> events_pb2.Event:
 def test_every_service_ingests_events_idempotently(platform, service):
     stub = events_pb2_grpc.EventServiceStub(platform.channels[service])
     user, product = active_user(platform.engine), any_product(platform.engine)
-    batch = [ev(type=events_pb2.EVENT_TYPE_VIEW, user_id=user, product_id=product),
-             ev(type=events_pb2.EVENT_TYPE_SEARCH, user_id=user, query="blue kettle")]
+    batch = [
+        ev(type=events_pb2.EVENT_TYPE_VIEW, user_id=user, product_id=product),
+        ev(type=events_pb2.EVENT_TYPE_SEARCH, user_id=user, query="blue kettle"),
+    ]
     first = stub.RecordEvents(events_pb2.RecordEventsRequest(events=batch), timeout=30)
     assert (first.accepted, first.duplicates, list(first.rejected)) == (2, 0, [])
     again = stub.RecordEvents(events_pb2.RecordEventsRequest(events=batch), timeout=30)
@@ -40,14 +43,26 @@ def test_bad_events_are_rejected_by_field_and_good_ones_kept(platform):
     reply = stub.RecordEvents(events_pb2.RecordEventsRequest(events=batch), timeout=30)
     assert reply.accepted == 1
     fields = {r.index: r.field for r in reply.rejected}
-    assert fields == {1: "events[1].product_id", 2: "events[2].product_id", 3: "events[3].type",
-                      4: "events[4].event_id", 5: "events[5].rating", 6: "events[6].price_micros"}
+    assert fields == {
+        1: "events[1].product_id",
+        2: "events[2].product_id",
+        3: "events[3].type",
+        4: "events[4].event_id",
+        5: "events[5].rating",
+        6: "events[6].price_micros",
+    }
 
 
 def test_batch_size_limits(platform):
     stub = events_pb2_grpc.EventServiceStub(platform.channels["recs"])
-    assert_rpc_error(lambda: stub.RecordEvents(events_pb2.RecordEventsRequest(), timeout=30),
-                     grpc.StatusCode.INVALID_ARGUMENT, "events")
+    assert_rpc_error(
+        lambda: stub.RecordEvents(events_pb2.RecordEventsRequest(), timeout=30),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "events",
+    )
     big = [ev(type=events_pb2.EVENT_TYPE_SEARCH, user_id="u", query="q") for _ in range(1001)]
-    assert_rpc_error(lambda: stub.RecordEvents(events_pb2.RecordEventsRequest(events=big), timeout=30),
-                     grpc.StatusCode.INVALID_ARGUMENT, "events")
+    assert_rpc_error(
+        lambda: stub.RecordEvents(events_pb2.RecordEventsRequest(events=big), timeout=30),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "events",
+    )

@@ -1,4 +1,5 @@
 """recs.v1 end to end: real gRPC socket, real Postgres with the tiny demo shop, real Triton models."""
+
 import grpc
 import pytest
 
@@ -28,16 +29,20 @@ def test_recommend_respects_filters_and_diversity(platform, recs):
     user = active_user(platform.engine)
     first = recs.Recommend(recs_pb2.RecommendRequest(user_id=user, k=5), timeout=30)
     excluded = [i.product.product_id for i in first.items[:2]]
-    reply = recs.Recommend(recs_pb2.RecommendRequest(
-        user_id=user, k=6, max_per_category=2, filter=recs_pb2.ProductFilter(exclude_product_ids=excluded)),
-        timeout=30)
+    reply = recs.Recommend(
+        recs_pb2.RecommendRequest(
+            user_id=user, k=6, max_per_category=2, filter=recs_pb2.ProductFilter(exclude_product_ids=excluded)
+        ),
+        timeout=30,
+    )
     ids = [i.product.product_id for i in reply.items]
     assert not set(ids) & set(excluded)
     categories = [i.product.category for i in reply.items]
     assert max(categories.count(c) for c in categories) <= 2
     category = first.items[0].product.category
-    only = recs.Recommend(recs_pb2.RecommendRequest(
-        user_id=user, k=3, filter=recs_pb2.ProductFilter(categories=[category])), timeout=30)
+    only = recs.Recommend(
+        recs_pb2.RecommendRequest(user_id=user, k=3, filter=recs_pb2.ProductFilter(categories=[category])), timeout=30
+    )
     assert only.items and all(i.product.category == category for i in only.items)
 
 
@@ -58,22 +63,37 @@ def test_search_finds_products_by_title_words(platform, recs):
     assert word.lower() in reply.items[0].product.title.lower() + reply.items[0].product.description.lower()
 
 
-@pytest.mark.parametrize("request_, code, field", [
-    (recs_pb2.RecommendRequest(user_id="", k=5), grpc.StatusCode.INVALID_ARGUMENT, "user_id"),
-    (recs_pb2.RecommendRequest(user_id="nobody-here", k=5), grpc.StatusCode.NOT_FOUND, "user_id"),
-    (recs_pb2.RecommendRequest(user_id="x", k=-1), grpc.StatusCode.INVALID_ARGUMENT, "k"),
-    (recs_pb2.RecommendRequest(user_id="x", k=0), grpc.StatusCode.INVALID_ARGUMENT, "k"),
-    (recs_pb2.RecommendRequest(user_id="x", k=5, filter=recs_pb2.ProductFilter(
-        exclude_product_ids=["p"] * 501)), grpc.StatusCode.INVALID_ARGUMENT, "filter.exclude_product_ids"),
-])
+@pytest.mark.parametrize(
+    "request_, code, field",
+    [
+        (recs_pb2.RecommendRequest(user_id="", k=5), grpc.StatusCode.INVALID_ARGUMENT, "user_id"),
+        (recs_pb2.RecommendRequest(user_id="nobody-here", k=5), grpc.StatusCode.NOT_FOUND, "user_id"),
+        (recs_pb2.RecommendRequest(user_id="x", k=-1), grpc.StatusCode.INVALID_ARGUMENT, "k"),
+        (recs_pb2.RecommendRequest(user_id="x", k=0), grpc.StatusCode.INVALID_ARGUMENT, "k"),
+        (
+            recs_pb2.RecommendRequest(user_id="x", k=5, filter=recs_pb2.ProductFilter(exclude_product_ids=["p"] * 501)),
+            grpc.StatusCode.INVALID_ARGUMENT,
+            "filter.exclude_product_ids",
+        ),
+    ],
+)
 def test_recommend_bad_requests(recs, request_, code, field):
     assert_rpc_error(lambda: recs.Recommend(request_, timeout=30), code, field)
 
 
 def test_similar_and_search_bad_requests(recs):
-    assert_rpc_error(lambda: recs.SimilarProducts(recs_pb2.SimilarProductsRequest(product_id="missing", k=3),
-                                                  timeout=30), grpc.StatusCode.NOT_FOUND, "product_id")
-    assert_rpc_error(lambda: recs.SearchProducts(recs_pb2.SearchProductsRequest(query="", k=3), timeout=30),
-                     grpc.StatusCode.INVALID_ARGUMENT, "query")
-    assert_rpc_error(lambda: recs.SearchProducts(recs_pb2.SearchProductsRequest(query="x" * 513, k=3),
-                                                 timeout=30), grpc.StatusCode.INVALID_ARGUMENT, "query")
+    assert_rpc_error(
+        lambda: recs.SimilarProducts(recs_pb2.SimilarProductsRequest(product_id="missing", k=3), timeout=30),
+        grpc.StatusCode.NOT_FOUND,
+        "product_id",
+    )
+    assert_rpc_error(
+        lambda: recs.SearchProducts(recs_pb2.SearchProductsRequest(query="", k=3), timeout=30),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "query",
+    )
+    assert_rpc_error(
+        lambda: recs.SearchProducts(recs_pb2.SearchProductsRequest(query="x" * 513, k=3), timeout=30),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "query",
+    )

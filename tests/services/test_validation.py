@@ -1,4 +1,5 @@
 """Request validation helpers: pure logic."""
+
 import pytest
 
 from services.chat.servicer import _pieces

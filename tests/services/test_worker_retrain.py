@@ -1,6 +1,7 @@
 """The retraining loop through the real pieces: a `celery worker` subprocess on a Redis broker retrains the CTR
 model of the tiny demo shop, publishes v2 into a running Triton and makes it serve; a redelivered task id is not
 retrained twice; a rollback task makes v1 serve again."""
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,8 @@ import uuid
 
 import pytest
 
-from shared.learning.registry import deploy, registry_rows
 from shared.core.settings import PROJECT_ROOT, Settings
+from shared.learning.registry import deploy, registry_rows
 from tests.conftest import REDIS_URL, free_port
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -20,12 +21,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 @pytest.fixture
 def retrain_setup(new_database, tmp_path):
-    from shared.learning.cleaning import clean_events
-    from shared.store.engine import make_engine
     from shared.demo_shop import generate_shop, load_shop
-    from shared.learning.train import train_one
     from shared.inference.triton_client import TritonClient
     from shared.inference.triton_server import TritonServer
+    from shared.learning.cleaning import clean_events
+    from shared.learning.train import train_one
+    from shared.store.engine import make_engine
 
     url = new_database()
     engine = make_engine(url)
@@ -35,20 +36,40 @@ def retrain_setup(new_database, tmp_path):
     for config in (PROJECT_ROOT / "triton_models").glob("*/config.pbtxt"):
         (repo / config.parent.name).mkdir(parents=True)
         shutil.copy(config, repo / config.parent.name)
-    settings = Settings(home=tmp_path / "home", database_url=url, model_repository=repo, train_profile="tiny",
-                        triton_grpc_port=free_port(), triton_http_port=free_port(), triton_metrics_port=free_port(),
-                        broker_url=REDIS_URL, result_backend=REDIS_URL, triton_timeout_s=30)
+    settings = Settings(
+        home=tmp_path / "home",
+        database_url=url,
+        model_repository=repo,
+        train_profile="tiny",
+        triton_grpc_port=free_port(),
+        triton_http_port=free_port(),
+        triton_metrics_port=free_port(),
+        broker_url=REDIS_URL,
+        result_backend=REDIS_URL,
+        triton_timeout_s=30,
+    )
     train_one(engine, settings, "ctr_model")
     server = TritonServer(settings).start()
     client = TritonClient(settings.triton_grpc_url, 30)
     deploy(client, engine, "ctr_model", 1, "KIND_CPU", repo)
     queue = f"test-retrain-{uuid.uuid4().hex[:8]}"  # this test's own queue on the shared Redis db
-    env = {**os.environ, "ECOMAI_DATABASE_URL": url, "ECOMAI_MODEL_REPOSITORY": str(repo),
-           "ECOMAI_TRITON_GRPC_PORT": str(settings.triton_grpc_port), "ECOMAI_BROKER_URL": REDIS_URL,
-           "ECOMAI_RESULT_BACKEND": REDIS_URL, "ECOMAI_TRAIN_PROFILE": "tiny", "ECOMAI_HOME": str(tmp_path / "home")}
-    worker = subprocess.Popen([sys.executable, "-m", "services.worker", "worker", "--pool=solo", "--loglevel=INFO",
-                               "-Q", queue], cwd=PROJECT_ROOT, env=env, stdout=open(tmp_path / "worker.log", "wb"),
-                              stderr=subprocess.STDOUT)
+    env = {
+        **os.environ,
+        "ECOMAI_DATABASE_URL": url,
+        "ECOMAI_MODEL_REPOSITORY": str(repo),
+        "ECOMAI_TRITON_GRPC_PORT": str(settings.triton_grpc_port),
+        "ECOMAI_BROKER_URL": REDIS_URL,
+        "ECOMAI_RESULT_BACKEND": REDIS_URL,
+        "ECOMAI_TRAIN_PROFILE": "tiny",
+        "ECOMAI_HOME": str(tmp_path / "home"),
+    }
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "services.worker", "worker", "--pool=solo", "--loglevel=INFO", "-Q", queue],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=open(tmp_path / "worker.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         yield settings, engine, client, queue
     finally:

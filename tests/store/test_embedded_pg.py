@@ -1,5 +1,6 @@
 """The embedded Postgres lifecycle: one owner starts it, other processes connect through the URL and leave it
 running, the owner's stop() ends it, and a crashed owner does not keep it alive forever."""
+
 from __future__ import annotations
 
 import os
@@ -14,8 +15,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from shared.store.embedded_pg import EmbeddedPostgres, ensure_database_url
 from shared.core.settings import Settings
+from shared.store.embedded_pg import EmbeddedPostgres, ensure_database_url
 
 
 @pytest.fixture
@@ -78,8 +79,12 @@ def test_a_crashed_owner_does_not_pin_the_server(tmp_path):
         print("up", flush=True)
         time.sleep(60)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", crashing], stdout=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    proc = subprocess.Popen(
+        [sys.executable, "-c", crashing],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
+    )
     try:
         assert proc.stdout.readline().strip() == "up"
     finally:

@@ -1,7 +1,8 @@
 """Feature store facade against a real Postgres: idempotent ingestion, field-named rejects, batched lookups."""
+
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import event as sa_event
@@ -10,7 +11,7 @@ from shared.demo_shop import DEMO_USER_ID, generate_shop, load_shop
 from shared.store.feature_store import FeatureStore
 from shared.store.records import EventIn, ProductRecord, UserRecord
 
-END = datetime(2026, 6, 1, tzinfo=timezone.utc)
+END = datetime(2026, 6, 1, tzinfo=UTC)
 
 
 @pytest.fixture
@@ -26,9 +27,11 @@ def count_queries(engine):
 
 
 def test_ingest_is_idempotent_on_event_id(store):
-    batch = [EventIn("ev-a", "view", user_id="u-0002", product_id="p-00001"),
-             EventIn("ev-b", "search", user_id="u-0002", query="wireless headphones"),
-             EventIn("ev-a", "view", user_id="u-0002", product_id="p-00001")]
+    batch = [
+        EventIn("ev-a", "view", user_id="u-0002", product_id="p-00001"),
+        EventIn("ev-b", "search", user_id="u-0002", query="wireless headphones"),
+        EventIn("ev-a", "view", user_id="u-0002", product_id="p-00001"),
+    ]
     first = store.ingest_events(batch)
     assert (first.accepted, first.duplicates, first.rejected) == (2, 1, [])
     again = store.ingest_events(batch[:2])
@@ -38,9 +41,11 @@ def test_ingest_is_idempotent_on_event_id(store):
 
 
 def test_ingest_rejects_name_the_field(store):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     batch = [
-        EventIn("ok-1", "impression", user_id="u-0002", ad_id="ad-0001", impression_id="imp-x", placement_id="home_top"),
+        EventIn(
+            "ok-1", "impression", user_id="u-0002", ad_id="ad-0001", impression_id="imp-x", placement_id="home_top"
+        ),
         EventIn("bad-1", "impression", user_id="u-0002", ad_id="ad-0001"),
         EventIn("bad-2", "click"),
         EventIn("bad-3", "view", user_id="u-0002", product_id="p-nope"),
@@ -57,9 +62,19 @@ def test_ingest_rejects_name_the_field(store):
     result = store.ingest_events(batch)
     assert result.accepted == 2
     got = {(r.index, r.field) for r in result.rejected}
-    assert got == {(1, "impression_id"), (2, "impression_id"), (3, "product_id"), (4, "query"), (5, "rating"),
-                   (6, "type"), (7, "user_id"), (8, "ad_id"), (9, "price_micros"), (10, "occurred_at"),
-                   (11, "event_id")}
+    assert got == {
+        (1, "impression_id"),
+        (2, "impression_id"),
+        (3, "product_id"),
+        (4, "query"),
+        (5, "rating"),
+        (6, "type"),
+        (7, "user_id"),
+        (8, "ad_id"),
+        (9, "price_micros"),
+        (10, "occurred_at"),
+        (11, "event_id"),
+    }
     assert "unknown product 'p-nope'" in next(r.message for r in result.rejected if r.index == 3)
 
 

@@ -1,21 +1,21 @@
 """Shop import: CSV and Parquet round trips of the demo shop, and all-or-nothing rejection naming file/line/column."""
+
 from __future__ import annotations
 
 import csv
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import text
 
-from shared.demo_shop import generate_shop, load_shop
 from shared.core.errors import ImportRejected
+from shared.demo_shop import generate_shop, load_shop
 from shared.store.feature_store import FeatureStore
 from shared.store.importer import import_shop
 from shared.store.shop_format import export_shop
 
-END = datetime(2026, 5, 1, tzinfo=timezone.utc)
-TABLES = ("users", "products", "campaigns", "ads", "orders", "order_items", "events", "faq_entries",
-          "intent_examples")
+END = datetime(2026, 5, 1, tzinfo=UTC)
+TABLES = ("users", "products", "campaigns", "ads", "orders", "order_items", "events", "faq_entries", "intent_examples")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,10 @@ def test_round_trip(shop, data_engine, tmp_path, fmt):
     original = next(p for p in shop.products if p["product_id"] == "p-00007")
     stored = FeatureStore(data_engine).get_products(["p-00007"])["p-00007"]
     assert (stored.title, stored.price_micros, stored.attributes) == (
-        original["title"], original["price_micros"], original["attributes"])
+        original["title"],
+        original["price_micros"],
+        original["attributes"],
+    )
     ad = FeatureStore(data_engine).get_ads(["ad-0003"])["ad-0003"]
     assert ad.keywords == shop.ads[2]["keywords"]
 
@@ -68,9 +71,15 @@ def test_bad_rows_import_nothing_and_are_named(shop, data_engine, tmp_path):
     with pytest.raises(ImportRejected) as caught:
         import_shop(data_engine, tmp_path)
     where = {(f, line, col) for f, line, col, _ in caught.value.problems}
-    assert {("products.csv", 3, "price_micros"), ("products.csv", 4, "in_stock"), ("ads.csv", 2, "campaign_id"),
-            ("orders.csv", 5, "status"), ("events.csv", 10, "occurred_at"), ("events.csv", 11, "user_id"),
-            ("users.csv", 6, "user_id")} <= where
+    assert {
+        ("products.csv", 3, "price_micros"),
+        ("products.csv", 4, "in_stock"),
+        ("ads.csv", 2, "campaign_id"),
+        ("orders.csv", 5, "status"),
+        ("events.csv", 10, "occurred_at"),
+        ("events.csv", 11, "user_id"),
+        ("users.csv", 6, "user_id"),
+    } <= where
     assert "products.csv:3: column price_micros: must not be negative" in caught.value.message
     assert sum(table_counts(data_engine).values()) == 0
 
@@ -80,10 +89,12 @@ def test_import_checks_ids_against_database(shop, data_engine, tmp_path):
     (tmp_path / "orders.csv").write_text(
         "order_id,user_id,status,created_at,total_micros\n"
         "ORD-900001,u-0002,placed,2026-04-30T10:00:00Z,1500000\n"
-        "ORD-900002,u-nobody,placed,2026-04-30T10:00:00Z,1500000\n")
+        "ORD-900002,u-nobody,placed,2026-04-30T10:00:00Z,1500000\n"
+    )
     with pytest.raises(ImportRejected) as caught:
         import_shop(data_engine, tmp_path)
     assert [(f, line, col) for f, line, col, _ in caught.value.problems] == [("orders.csv", 3, "user_id")]
     (tmp_path / "orders.csv").write_text(
-        "order_id,user_id,status,created_at,total_micros\nORD-900001,u-0002,placed,2026-04-30T10:00:00Z,1500000\n")
+        "order_id,user_id,status,created_at,total_micros\nORD-900001,u-0002,placed,2026-04-30T10:00:00Z,1500000\n"
+    )
     assert import_shop(data_engine, tmp_path).counts == {"orders": 1}

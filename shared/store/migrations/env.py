@@ -1,5 +1,6 @@
 """Alembic environment: the URL comes from the config (``sqlalchemy.url``, set by ``shared.store.engine.migrate``)
 or else from ``ECOMAI_DATABASE_URL``."""
+
 from __future__ import annotations
 
 import os
@@ -29,8 +30,9 @@ def include_object(obj, name, type_, reflected, compare_to) -> bool:
 
 
 def run_offline() -> None:
-    context.configure(url=database_url(), target_metadata=target_metadata, literal_binds=True,
-                      include_object=include_object)
+    context.configure(
+        url=database_url(), target_metadata=target_metadata, literal_binds=True, include_object=include_object
+    )
     with context.begin_transaction():
         context.run_migrations()
 
