@@ -10,6 +10,7 @@ import numpy as np
 
 from shared.core.errors import ModelUnavailable
 from shared.core.observability import DEGRADED_TOTAL
+from shared.inference.client import InferenceClient
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ class ServingReport:
         return (time.perf_counter() - self.started) * 1000
 
 
-def model_probs(client, model: str, texts: list[str], report: ServingReport) -> np.ndarray | None:
+def model_probs(client: InferenceClient, model: str, texts: list[str], report: ServingReport) -> np.ndarray | None:
     """Positive-class probabilities of a one-label model on Triton, or None when it is unavailable
     (the reason goes into ``report.notes``; the caller picks and names the fallback)."""
     if not texts:

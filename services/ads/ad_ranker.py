@@ -13,6 +13,7 @@ from services.ads.auction import Bid, run_gsp
 from services.serving import ServingReport, model_probs
 from shared.core.errors import NotFound
 from shared.core.text_features import ctr_text
+from shared.inference.client import InferenceClient
 
 CTR_MODEL = "ctr_model"
 PRIOR_CTR = 0.02  # used when neither the model nor a historical CTR is available
@@ -53,7 +54,7 @@ class RankedAds:
 
 
 class AdRanker:
-    def __init__(self, store: AdsStore, triton, service_name: str = "ads"):
+    def __init__(self, store: AdsStore, triton: InferenceClient, service_name: str = "ads"):
         self.store = store
         self.triton = triton
         self.service_name = service_name

@@ -11,6 +11,7 @@ from services.chat.conversations import ConversationInfo, ConversationStore
 from services.chat.tools import FaqRetriever, Order, OrderTools, named_order_ids
 from services.serving import ServingReport
 from shared.core.errors import ModelUnavailable, NotFound
+from shared.inference.client import InferenceClient
 
 INTENT_MODEL = "intent_classifier"
 HANDOFF_BELOW = 0.45  # intent confidence under which a human takes over
@@ -42,7 +43,7 @@ class Assistant:
         conversations: ConversationStore,
         orders: OrderTools,
         faq: FaqRetriever,
-        triton,
+        triton: InferenceClient,
         suggest: Suggest,
         user_exists: Callable[[str], bool],
         service_name: str = "chat",

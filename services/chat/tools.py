@@ -12,6 +12,7 @@ from pgvector import Vector
 from sqlalchemy import Engine, text
 
 from shared.core.errors import ModelUnavailable
+from shared.inference.client import InferenceClient
 
 ORDER_ID = re.compile(r"\b([A-Za-z]{1,6}-?\d{3,12})\b")
 
@@ -89,7 +90,7 @@ class OrderTools:
 class FaqRetriever:
     """FAQ entries nearest to a message: text embeddings on Triton + pgvector, lexical when the encoder is down."""
 
-    def __init__(self, engine: Engine, triton):
+    def __init__(self, engine: Engine, triton: InferenceClient):
         self.engine = engine
         self.triton = triton
 

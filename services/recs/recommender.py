@@ -9,6 +9,7 @@ from services.recs.recs_store import ProductRow, RecsStore
 from services.serving import ServingReport, model_probs
 from shared.core.errors import ModelUnavailable, NotFound
 from shared.core.text_features import ranker_text
+from shared.inference.client import InferenceClient
 
 RANKER = "recs_ranker"
 RRF_K = 60  # reciprocal-rank-fusion constant (Cormack et al.): damps the head of each list
@@ -47,7 +48,7 @@ class _Candidate:
 
 
 class Recommender:
-    def __init__(self, store: RecsStore, triton, service_name: str = "recs"):
+    def __init__(self, store: RecsStore, triton: InferenceClient, service_name: str = "recs"):
         self.store = store
         self.triton = triton
         self.service_name = service_name

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -18,21 +17,14 @@ from tritonclient.utils import InferenceServerException
 
 from shared.core.errors import ModelUnavailable
 from shared.core.observability import MODEL_LATENCY
+from shared.inference.client import ClassifyResult
 
 ENCODER = "text_encoder"
 EMBEDDING_DIM = 384
 MAX_BATCH = 64  # max_batch_size in triton_models/*/config.pbtxt
 
 
-@dataclass(frozen=True)
-class ClassifyResult:
-    logits: np.ndarray  # [n, labels]
-    probs: np.ndarray  # [n, labels]; calibrated sigmoid for one label, softmax otherwise
-    labels: list[str] | None  # top label per text, for models with a LABEL output
-    model_version: int
-
-
-class TritonClient:
+class TritonClient:  # implements shared.inference.client.ModelControl
     """Thread-safe: one gRPC channel shared by all threads (tritonclient documents every method used here as
     thread-safe; only streaming is not). ``model_repository`` lets ``load_model(..., instance_kind=...)`` read the
     committed config.pbtxt; without it the override is built from the config the server is serving."""
@@ -102,11 +94,11 @@ class TritonClient:
         ]
         return np.concatenate(parts)
 
-    def classify(self, model: str, texts: list[str], with_labels: bool | None = None) -> ClassifyResult:
-        """Scores texts with a sequence classifier; asks for LABEL when the model is the intent classifier or
-        ``with_labels`` says so. ``model_version`` is the version that answered (the last one, if a long list
-        was split across a version switch)."""
-        want_labels = with_labels if with_labels is not None else model == "intent_classifier"
+    def classify(self, model: str, texts: list[str]) -> ClassifyResult:
+        """Scores texts with a sequence classifier; asks for LABEL when the model is the intent classifier.
+        ``model_version`` is the version that answered (the last one, if a long list was split across a version
+        switch)."""
+        want_labels = model == "intent_classifier"
         outputs = ["LOGITS", "PROBS"] + (["LABEL"] if want_labels else [])
         logits, probs, labels, version = [], [], [] if want_labels else None, 0
         for chunk in self._chunks(texts):

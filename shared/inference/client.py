@@ -1,0 +1,45 @@
+"""What the platform needs from a model server, as typed Protocols.
+
+Domain code (the ads, recs and chat services, the embedding job) depends on ``InferenceClient``; publishing and
+rollback also need ``ModelControl``. ``shared.inference.triton_client.TritonClient`` implements both against a real
+Triton server; unit tests pass small in-memory fakes. Every failure to get an answer raises
+``shared.core.errors.ModelUnavailable`` so callers can degrade to a fallback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ClassifyResult:
+    logits: np.ndarray  # [n, labels]
+    probs: np.ndarray  # [n, labels]; calibrated sigmoid for one label, softmax otherwise
+    labels: list[str] | None  # top label per text, for models with a LABEL output
+    model_version: int  # the version that answered
+
+
+class InferenceClient(Protocol):
+    def embed(self, texts: list[str]) -> np.ndarray:
+        """[n, EMBEDDING_DIM] float32, L2-normalised, from the text encoder."""
+        ...
+
+    def classify(self, model: str, texts: list[str]) -> ClassifyResult:
+        """Scores texts with a sequence classifier (LABEL comes back for the intent classifier)."""
+        ...
+
+
+class ModelControl(InferenceClient, Protocol):
+    def is_ready(self) -> bool: ...
+
+    def is_model_ready(self, name: str, version: int | None = None) -> bool: ...
+
+    def ready_versions(self, name: str) -> list[int]: ...
+
+    def load_model(
+        self, name: str, config_json: str | None = None, *, instance_kind: str | None = None, timeout_s: float = 300
+    ) -> None: ...
+
+    def unload_model(self, name: str) -> None: ...
