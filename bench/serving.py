@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from protos.ads.v1 import ads_pb2, ads_pb2_grpc  # noqa: E402
 from protos.chat.v1 import chat_pb2, chat_pb2_grpc  # noqa: E402
 from protos.recs.v1 import recs_pb2, recs_pb2_grpc  # noqa: E402
+from shared.core.model_catalog import CTR_MODEL, INTENT_CLASSIFIER, RECS_RANKER  # noqa: E402
 from shared.core.settings import Settings  # noqa: E402
 from shared.demo_shop import DEMO_USER_ID  # noqa: E402
 
@@ -86,12 +87,12 @@ def main() -> int:
                 ads_pb2.RankAdsRequest(user_id=DEMO_USER_ID, placement_id="home_top", max_ads=3), timeout=60
             ),
             s.ads_port,
-            "ctr_model",
+            CTR_MODEL,
         ),
         "recs.Recommend": (
             lambda: recs.Recommend(recs_pb2.RecommendRequest(user_id=DEMO_USER_ID, k=10), timeout=60),
             s.recs_port,
-            "recs_ranker",
+            RECS_RANKER,
         ),
         "chat.SendMessage": (
             lambda: list(
@@ -100,7 +101,7 @@ def main() -> int:
                 )
             ),
             s.chat_port,
-            "intent_classifier",
+            INTENT_CLASSIFIER,
         ),
     }
     results = {}

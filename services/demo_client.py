@@ -75,25 +75,18 @@ def run_demo_client(settings: Settings, user_id: str | None = None, host: str | 
             event_id=str(uuid.uuid4()), type=events_pb2.EVENT_TYPE_VIEW, user_id=user_id, product_id=anchor
         )
     ]
-    if ranked.ads:
+    if ranked.ads:  # the first ad was seen, then clicked: both events name the same impression
         first = ranked.ads[0]
         events += [
             events_pb2.Event(
                 event_id=str(uuid.uuid4()),
-                type=events_pb2.EVENT_TYPE_IMPRESSION,
+                type=event_type,
                 user_id=user_id,
                 ad_id=first.ad_id,
                 impression_id=first.impression_id,
                 placement_id="home_top",
-            ),
-            events_pb2.Event(
-                event_id=str(uuid.uuid4()),
-                type=events_pb2.EVENT_TYPE_CLICK,
-                user_id=user_id,
-                ad_id=first.ad_id,
-                impression_id=first.impression_id,
-                placement_id="home_top",
-            ),
+            )
+            for event_type in (events_pb2.EVENT_TYPE_IMPRESSION, events_pb2.EVENT_TYPE_CLICK)
         ]
     recorded = events_pb2_grpc.EventServiceStub(channels["ads"]).RecordEvents(
         events_pb2.RecordEventsRequest(events=events), timeout=TIMEOUT_S
@@ -118,6 +111,8 @@ def run_demo_client(settings: Settings, user_id: str | None = None, host: str | 
             conversation_id = chunk.conversation_id
             if chunk.final:
                 final = chunk
+        if final is None:
+            raise RuntimeError("chat.SendMessage: the stream ended without a final chunk")
         print(
             f"\n  intent={final.intent} confidence={final.confidence:.2f} handoff={final.handoff} "
             f"actions={[a.type for a in final.actions]} sources={[s.id for s in final.sources]} "

@@ -6,10 +6,9 @@ from datetime import UTC
 
 from protos.events.v1 import events_pb2, events_pb2_grpc
 from services.validation import bounded_int
-from shared.store.feature_store import FeatureStore
+from shared.store.feature_store import MAX_BATCH, FeatureStore
 from shared.store.records import EventIn
 
-MAX_BATCH = 1000
 TYPES = {
     events_pb2.EVENT_TYPE_IMPRESSION: "impression",
     events_pb2.EVENT_TYPE_CLICK: "click",

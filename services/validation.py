@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from shared.core.errors import InvalidArgument
-
-MAX_ID_LENGTH = 128
+from shared.store.event_rules import MAX_ID_LENGTH
 
 
 def require_id(field: str, value: str) -> str:

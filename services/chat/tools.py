@@ -12,6 +12,7 @@ from pgvector import Vector
 from sqlalchemy import Engine, text
 
 from shared.core.errors import ModelUnavailable
+from shared.core.model_catalog import TEXT_ENCODER
 from shared.inference.client import InferenceClient
 
 ORDER_ID = re.compile(r"\b([A-Za-z]{1,6}-?\d{3,12})\b")
@@ -106,10 +107,10 @@ class FaqRetriever:
                     text("""
                 select f.faq_id, f.question, f.answer, 1 - (e.vector <=> cast(:v as vector)) as score
                 from embeddings e join faq_entries f on f.faq_id = e.entity_id
-                where e.entity_type = 'faq' and e.model_name = 'text_encoder'
+                where e.entity_type = 'faq' and e.model_name = :model
                 order by e.vector <=> cast(:v as vector) limit :n
             """),
-                    {"v": Vector(vector).to_text(), "n": limit},
+                    {"v": Vector(vector).to_text(), "model": TEXT_ENCODER, "n": limit},
                 )
                 .mappings()
                 .all()

@@ -8,8 +8,10 @@ import numpy as np
 from pgvector import Vector
 from sqlalchemy import Engine, bindparam, text
 
-ENCODER = "text_encoder"
-INTERACTIONS = "('view', 'cart', 'purchase')"
+from shared.core.model_catalog import TEXT_ENCODER
+from shared.store.schema import INTERACTION_TYPES, sql_list
+
+INTERACTIONS = sql_list(INTERACTION_TYPES)
 
 
 @dataclass(frozen=True)
@@ -73,11 +75,11 @@ class RecsStore:
             f"""
             with profile as (
                 select avg(vector) as v from embeddings
-                where entity_type = 'product' and model_name = '{ENCODER}' and entity_id in :ids
+                where entity_type = 'product' and model_name = '{TEXT_ENCODER}' and entity_id in :ids
             )
             select e.entity_id, 1 - (e.vector <=> (select v from profile)) as score
             from embeddings e
-            where e.entity_type = 'product' and e.model_name = '{ENCODER}' and (select v from profile) is not null
+            where e.entity_type = 'product' and e.model_name = '{TEXT_ENCODER}' and (select v from profile) is not null
             order by e.vector <=> (select v from profile) limit :n
         """,
             {"ids": product_ids, "n": limit},
@@ -88,7 +90,7 @@ class RecsStore:
         return self._scored(
             f"""
             select entity_id, 1 - (vector <=> cast(:v as vector)) as score from embeddings
-            where entity_type = 'product' and model_name = '{ENCODER}'
+            where entity_type = 'product' and model_name = '{TEXT_ENCODER}'
             order by vector <=> cast(:v as vector) limit :n
         """,
             {"v": Vector(vector).to_text(), "n": limit},

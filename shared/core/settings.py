@@ -16,8 +16,6 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
-MODEL_NAMES = ("text_encoder", "ctr_model", "recs_ranker", "intent_classifier")
-
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ECOMAI_", env_file=".env", extra="ignore")
@@ -87,7 +85,3 @@ class Settings(BaseSettings):
     @property
     def pgdata(self) -> Path:
         return self.home.resolve() / "pgdata"
-
-
-def get_settings(**overrides) -> Settings:
-    return Settings(**overrides)

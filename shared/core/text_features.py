@@ -19,23 +19,28 @@ MAX_HISTORY_TITLES = 5
 MAX_KEYWORDS = 8
 
 
+# Read-only views (properties), so frozen dataclasses and plain rows both satisfy them.
 class UserView(Protocol):
-    segment: str
-    country: str
+    @property
+    def segment(self) -> str: ...
+    @property
+    def country(self) -> str: ...
 
 
 class AdView(Protocol):
-    title: str
-    category: str
-    keywords: Sequence[str]
-    target_segments: Sequence[str]  # optional: read with getattr, empty = untargeted
+    @property
+    def title(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def keywords(self) -> Sequence[str]: ...
 
 
 class ProductView(Protocol):
-    title: str
-    category: str
-    brand: str
-    price_micros: int
+    @property
+    def title(self) -> str: ...
+    @property
+    def category(self) -> str: ...
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,13 @@ import contextlib
 import json
 import time
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, text
+
+from shared.demo_shop.sessions import EVENT_COLUMNS
 
 if TYPE_CHECKING:
     from shared.demo_shop import Shop
@@ -30,23 +33,6 @@ SHOP_TABLES = (
 )
 DERIVED_TABLES = ("features", "events_quarantine")
 JSON_COLUMNS = {"attributes", "keywords", "target_segments", "tags", "metadata"}
-EVENT_COPY_COLUMNS = (
-    "event_id",
-    "type",
-    "user_id",
-    "product_id",
-    "ad_id",
-    "impression_id",
-    "placement_id",
-    "session_id",
-    "query",
-    "conversation_id",
-    "rating",
-    "quantity",
-    "price_micros",
-    "occurred_at",
-    "properties",
-)
 
 
 @dataclass
@@ -121,7 +107,7 @@ def load_shop(engine: Engine, shop: Shop) -> LoadReport:
     report = LoadReport()
     raw = engine.raw_connection()
     try:
-        with raw.cursor() as cursor:
+        with closing(raw.cursor()) as cursor:
             cursor.execute("set local maintenance_work_mem = '256MB'")
             cursor.execute(f"truncate {', '.join(SHOP_TABLES + DERIVED_TABLES)} restart identity cascade")
             for table in SHOP_TABLES[:-1]:
@@ -132,7 +118,7 @@ def load_shop(engine: Engine, shop: Shop) -> LoadReport:
                 columns = list(rows[0])
                 report.rows[table] = _copy(cursor, table, columns, _dict_rows(rows, columns))
             with _indexes_dropped(cursor, "events", enabled=len(shop.events) > 100_000):
-                report.rows["events"] = _copy(cursor, "events", EVENT_COPY_COLUMNS, _unique_events(shop.events, report))
+                report.rows["events"] = _copy(cursor, "events", EVENT_COLUMNS, _unique_events(shop.events, report))
             cursor.execute("analyze")
         raw.commit()
     except Exception:

@@ -102,7 +102,7 @@ def _bot_events(rng: random.Random, ads: list[dict], end: datetime, new_id) -> l
         ad = rng.choice(ads)
         impression_id = f"imp-bot-{n:05d}"
         props = json.dumps({"planted": "bot_user", "position": 1})
-        row = {c: None for c in EVENT_COLUMNS}
+        row: dict[str, object] = {c: None for c in EVENT_COLUMNS}
         row.update(
             event_id=new_id(),
             type="impression",

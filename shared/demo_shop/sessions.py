@@ -153,28 +153,12 @@ class SessionSimulator:
             p = true_click_probability(self.tastes[user_id], ad, self.segment[user_id], placement, position)
             impression_id = f"imp-{next(self.impression_seq):08d}"
             props = f'{{"true_p_click": {p:.5f}, "position": {position}}}'
-            self.emit(
-                "impression",
-                user_id,
-                at,
-                session_id,
-                ad_id=ad["ad_id"],
-                impression_id=impression_id,
-                placement_id=placement,
-                properties=props,
-            )
+            # a click repeats its impression's ad, slot and properties
+            shown = dict(ad_id=ad["ad_id"], impression_id=impression_id, placement_id=placement, properties=props)
+            self.emit("impression", user_id, at, session_id, **shown)
             if self.rng.random() < p:
                 at += timedelta(seconds=self.rng.uniform(2, 20))
-                self.emit(
-                    "click",
-                    user_id,
-                    at,
-                    session_id,
-                    ad_id=ad["ad_id"],
-                    impression_id=impression_id,
-                    placement_id=placement,
-                    properties=props,
-                )
+                self.emit("click", user_id, at, session_id, **shown)
                 if ad["product_id"]:
                     at = self.view(
                         user_id, session_id, at + timedelta(seconds=3), self.products[ad["product_id"]], with_ad=False

@@ -42,7 +42,7 @@ class Taste:
     activity: float  # relative number of sessions
 
     def top_category(self) -> str:
-        return max(self.categories, key=self.categories.get)
+        return max(self.categories, key=lambda name: self.categories[name])
 
 
 def _sigmoid(x: float) -> float:
@@ -83,7 +83,7 @@ def make_users(rng: random.Random, count: int, end: datetime) -> tuple[list[dict
         weights = [rng.gammavariate(0.35, 1.0) + 1e-3 for _ in CATEGORY_NAMES]
         total = sum(weights)
         categories = {name: w / total for name, w in zip(CATEGORY_NAMES, weights)}
-        favourite = max(categories, key=categories.get)
+        favourite = max(categories, key=lambda name: categories[name])
         spec = CATEGORIES[CATEGORY_NAMES.index(favourite)]
         brands = frozenset(rng.sample(spec.brands, 2) + [rng.choice(rng.choice(CATEGORIES).brands)])
         taste = Taste(

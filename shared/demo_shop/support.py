@@ -336,7 +336,7 @@ def make_intent_examples(
     rng: random.Random, per_intent: int, products: list[dict], order_ids: list[str], countries: tuple[str, ...]
 ) -> list[dict]:
     """``per_intent`` distinct utterances per intent, slots filled from the shop's products and orders."""
-    examples = []
+    examples: list[dict] = []
     orders = order_ids or ["ORD-100001"]
     for intent in CHAT_INTENTS:
         seen: set[str] = set()

@@ -6,33 +6,23 @@ second run finds nothing more (e.g. duplicates keep their first copy, bot users 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine, text
 
-from shared.store.event_rules import EARLIEST_EVENT, FUTURE_SKEW, MAX_PRICE_MICROS, REQUIRED_FIELDS
-
-EVENT_COLUMNS = (
-    "id",
-    "event_id",
-    "type",
-    "user_id",
-    "product_id",
-    "ad_id",
-    "impression_id",
-    "placement_id",
-    "session_id",
-    "query",
-    "conversation_id",
-    "rating",
-    "quantity",
-    "price_micros",
-    "occurred_at",
-    "received_at",
-    "properties",
+from shared.store.event_rules import (
+    BOUNDS,
+    bad_timestamp_sql,
+    id_too_long_sql,
+    missing_field_sql,
+    not_an_object_sql,
+    out_of_bounds_sql,
 )
+from shared.store.schema import Event
+
+EVENT_COLUMNS = tuple(Event.__table__.columns.keys())  # events_quarantine has these too (schema.EventColumns)
 SAMPLES_PER_RULE = 3
 
 
@@ -56,24 +46,18 @@ class QualityReport:
     samples: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     task_id: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "created_at": self.created_at.isoformat()}
-
-
-def _missing_field_sql() -> str:
-    types = ", ".join(f"'{t}'" for t in REQUIRED_FIELDS)
-    per_type = [
-        f"(e.type = '{t}' and ({' or '.join(f'e.{c} is null' for c in cols)}))" for t, cols in REQUIRED_FIELDS.items()
-    ]
-    return f"e.type not in ({types}) or (e.rating is not null and e.rating not between 1 and 5) or " + " or ".join(
-        per_type
-    )
-
 
 def rules(config: CleaningConfig) -> list[tuple[str, str]]:
-    """(rule name, SQL condition on events ``e`` in scope) in the order they run."""
+    """(rule name, SQL condition on events ``e`` in scope) in the order they run.
+
+    missing_field, invalid_value, impossible_price and bad_timestamp are ``shared.store.event_rules`` as SQL (what
+    ingestion rejects at the door); invalid_id is ingestion's foreign-id check; the rest are behavioural.
+    invalid_value runs before invalid_id, so an over-long user id is reported as malformed, not as unknown."""
+    price = "price_micros"  # an impossible price has a rule of its own in the report
+    malformed = (id_too_long_sql(), out_of_bounds_sql(*(n for n in BOUNDS if n != price)), not_an_object_sql())
     return [
-        ("missing_field", _missing_field_sql()),
+        ("missing_field", missing_field_sql()),
+        ("invalid_value", " or ".join(f"({sql})" for sql in malformed)),
         (
             "invalid_id",
             """
@@ -81,12 +65,8 @@ def rules(config: CleaningConfig) -> list[tuple[str, str]]:
             or (e.product_id is not null and not exists (select 1 from products p where p.product_id = e.product_id))
             or (e.ad_id is not null and not exists (select 1 from ads a where a.ad_id = e.ad_id))""",
         ),
-        ("impossible_price", f"e.price_micros < 0 or e.price_micros > {MAX_PRICE_MICROS}"),
-        (
-            "bad_timestamp",
-            f"""e.occurred_at > now() + interval '{int(FUTURE_SKEW.total_seconds())} seconds'
-            or e.occurred_at < timestamptz '{EARLIEST_EVENT.isoformat()}'""",
-        ),
+        ("impossible_price", out_of_bounds_sql(price)),
+        ("bad_timestamp", bad_timestamp_sql()),
         (
             "bot_user",
             f"""e.user_id in (

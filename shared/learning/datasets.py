@@ -19,11 +19,16 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from shared.core.text_features import Ad, Product, User, ctr_text, ranker_text
-
-INTERACTIONS = ("view", "cart", "purchase")
-RECENT_CATEGORIES = 5
-HISTORY_TITLES = 5
+from shared.core.text_features import (
+    MAX_HISTORY_TITLES,
+    MAX_RECENT_CATEGORIES,
+    Ad,
+    Product,
+    User,
+    ctr_text,
+    ranker_text,
+)
+from shared.store.schema import INTERACTION_TYPES, sql_list
 
 
 @dataclass
@@ -44,8 +49,8 @@ class UserTimelines:
     def __init__(self, engine: Engine):
         rows = _rows(
             engine,
-            "select user_id, product_id, occurred_at from events where type in ('view','cart',"
-            "'purchase') and user_id is not null and product_id is not null order by occurred_at, id",
+            f"select user_id, product_id, occurred_at from events where type in {sql_list(INTERACTION_TYPES)}"
+            " and user_id is not null and product_id is not null order by occurred_at, id",
         )
         self.times: dict[str, list[datetime]] = defaultdict(list)
         self.products: dict[str, list[str]] = defaultdict(list)
@@ -122,7 +127,7 @@ def ctr_dataset(
 
     def example(r: dict) -> tuple[str, int]:
         recent = recent_distinct(
-            [category_of.get(p, "") for p in timelines.before(r["user_id"], r["occurred_at"])], RECENT_CATEGORIES
+            [category_of.get(p, "") for p in timelines.before(r["user_id"], r["occurred_at"])], MAX_RECENT_CATEGORIES
         )
         user = users.get(r["user_id"], User())
         return ctr_text(user, ads[r["ad_id"]], r["placement_id"], r["position"], recent), int(r["clicked"])
@@ -191,7 +196,7 @@ def ranker_dataset(
         rng.shuffle(steps)
         for u, i in steps[: max(1, limit // (1 + negatives))]:
             seen = {p for _, p in sequences[u][: i + 1]}
-            titles = [products[p].title for p in recent_distinct([p for _, p in sequences[u][:i]], HISTORY_TITLES)]
+            titles = [products[p].title for p in recent_distinct([p for _, p in sequences[u][:i]], MAX_HISTORY_TITLES)]
             out.append((ranker_text(titles, products[sequences[u][i][1]]), 1))
             for neg in _sample_unseen(rng, product_ids, seen, negatives):
                 out.append((ranker_text(titles, products[neg]), 0))
@@ -204,7 +209,7 @@ def ranker_dataset(
     ranking_eval, popularity_scores = [], []
     for u in eval_users[:ranking_users]:  # leave-last-out: the user's last item among sampled unseen items
         history, (_, target) = sequences[u][:-1], sequences[u][-1]
-        titles = [products[p].title for p in recent_distinct([p for _, p in history], HISTORY_TITLES)]
+        titles = [products[p].title for p in recent_distinct([p for _, p in history], MAX_HISTORY_TITLES)]
         pool = [target, *_sample_unseen(rng, product_ids, {p for _, p in sequences[u]}, candidates - 1)]
         ranking_eval.append(([ranker_text(titles, products[p]) for p in pool], [1] + [0] * (len(pool) - 1)))
         popularity_scores.append([popularity.get(p, 0) + rng.random() * 1e-3 for p in pool])

@@ -22,8 +22,9 @@ from shared.store.records import (
     RejectedEvent,
     UserRecord,
 )
+from shared.store.schema import INTERACTION_TYPES
 
-MAX_BATCH = 1000
+MAX_BATCH = 1000  # events per ingest call (the events service's RecordEvents limit too)
 EVENT_COLUMNS = [f.name for f in fields(EventRecord)]
 _RECORDSET_TYPES = {
     "rating": "int",
@@ -122,7 +123,7 @@ class FeatureStore:
     def user_history(
         self,
         user_ids: Sequence[str],
-        types: Sequence[str] | None = ("view", "cart", "purchase"),
+        types: Sequence[str] | None = INTERACTION_TYPES,
         limit_per_user: int = 50,
     ) -> dict[str, list[EventRecord]]:
         """Latest events of many users (newest first, at most ``limit_per_user`` each) in one query."""

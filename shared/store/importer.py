@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +14,8 @@ from typing import Any
 from sqlalchemy import Engine, text
 
 from shared.core.errors import ImportRejected
-from shared.store.event_rules import EARLIEST_EVENT, FUTURE_SKEW, REQUIRED_FIELDS
+from shared.store.event_rules import check_event
+from shared.store.records import EventIn
 from shared.store.shop_format import TABLES, TableSpec, find_table_file, open_table_file, parse_value
 
 JSON_KINDS = ("json_list", "json_object")
@@ -71,16 +72,19 @@ def _read(spec: TableSpec, path: Path, problems: list) -> _Loaded:
     table_file = open_table_file(path)
     name = path.name
     known = spec.by_name
-    for column in table_file.columns:
-        if column not in known:
-            problems.append((name, 1, column, f"unknown column (expected some of {', '.join(known)})"))
-    for column in spec.columns:
-        if column.required and column.name not in table_file.columns:
-            problems.append((name, 1, column.name, "required column is missing"))
+    for header in table_file.columns:
+        if header not in known:
+            problems.append((name, 1, header, f"unknown column (expected some of {', '.join(known)})"))
+    missing = [c.name for c in spec.columns if c.required and c.name not in table_file.columns]
+    for column_name in missing:
+        problems.append((name, 1, column_name, "required column is missing"))
+    check_rules = spec.name == "events" and not missing  # the event rules need the required columns
     columns = [c for c in table_file.columns if c in known]
-    rows, keys = [], {}
+    rows: list[tuple[int, dict[str, Any]]] = []
+    keys: dict[tuple, int] = {}
     now = datetime.now(UTC)
     for line, raw in table_file.rows:
+        row_problems = len(problems)
         values: dict[str, Any] = {}
         for column_name in columns:
             column = known[column_name]
@@ -98,37 +102,38 @@ def _read(spec: TableSpec, path: Path, problems: list) -> _Loaded:
                     (name, line, spec.key[-1], f"duplicate id {'/'.join(map(str, key))} (first on line {keys[key]})")
                 )
             keys.setdefault(key, line)
-        if spec.name == "events":
+        if check_rules and len(problems) == row_problems:  # once the row's cells parse
             _check_event(name, line, values, now, problems)
         rows.append((line, values))
     return _Loaded(spec, name, columns, rows)
 
 
-def _check_event(name: str, line: int, values: dict, now: datetime, problems: list) -> None:
-    for column in REQUIRED_FIELDS.get(values.get("type"), ()):
-        if values.get(column) is None:
-            problems.append((name, line, column, f"is required for {values['type']} events"))
-    rating = values.get("rating")
-    if rating is not None and not 1 <= rating <= 5:
-        problems.append((name, line, "rating", f"must be between 1 and 5, got {rating}"))
-    when = values.get("occurred_at")
-    if when is not None and not EARLIEST_EVENT <= when <= now + FUTURE_SKEW:
-        problems.append((name, line, "occurred_at", f"is in the future or before 2000 ({when.isoformat()})"))
+def _check_event(name: str, line: int, values: dict[str, Any], now: datetime, problems: list) -> None:
+    """The event rules ingestion applies (shared.store.event_rules), on the row's typed values."""
+    cells: dict[str, Any] = {f.name: values.get(f.name) for f in fields(EventIn)}
+    event = EventIn(**cells)
+    event.properties = values.get("properties") or {}  # an empty cell is no properties, not a bad value
+    problem = check_event(line, event, now)
+    if problem:
+        problems.append((name, line, problem.field, problem.message))
 
 
 def _check_references(engine: Engine, loaded: dict[str, _Loaded], problems: list) -> None:
     """Every referenced id must be in the referenced file or already in the database (one query per table)."""
     in_files: dict[str, set] = {}
     wanted: dict[str, set] = {}
-    refs = [(t, c) for t in loaded.values() for c in t.spec.columns if c.references and c.name in t.columns]
-    for _, column in refs:
-        target_table, target_column = column.references.split(".")
+    # (table, column, "target_table.target_column") for every referencing column present in a file
+    refs = [
+        (t, c, c.references) for t in loaded.values() for c in t.spec.columns if c.references and c.name in t.columns
+    ]
+    for _, _, reference in refs:
+        target_table, target_column = reference.split(".")
         if target_table in loaded and target_table not in in_files:
             in_files[target_table] = {v.get(target_column) for _, v in loaded[target_table].rows}
-    for table, column in refs:
-        target_table = column.references.split(".")[0]
+    for table, column, reference in refs:
+        target_table = reference.split(".")[0]
         present = in_files.get(target_table, set())
-        wanted.setdefault(column.references, set()).update(
+        wanted.setdefault(reference, set()).update(
             v[column.name] for _, v in table.rows if v.get(column.name) is not None and v[column.name] not in present
         )
     in_db: dict[str, set] = {}
@@ -145,9 +150,9 @@ def _check_references(engine: Engine, loaded: dict[str, _Loaded], problems: list
                 if ids
                 else set()
             )
-    for table, column in refs:
-        target_table = column.references.split(".")[0]
-        present = in_files.get(target_table, set()) | in_db[column.references]
+    for table, column, reference in refs:
+        target_table = reference.split(".")[0]
+        present = in_files.get(target_table, set()) | in_db[reference]
         for line, values in table.rows:
             value = values.get(column.name)
             if value is not None and value not in present:

@@ -29,8 +29,11 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-EMBEDDING_DIM = 384
+from shared.core.model_catalog import EMBEDDING_DIM
+
 EVENT_TYPES = ("impression", "click", "view", "cart", "purchase", "search", "chat_feedback")
+# the events that say a user engaged with a product: user histories, co-interactions, popularity, recent categories
+INTERACTION_TYPES = ("view", "cart", "purchase")
 ORDER_STATUSES = ("placed", "shipped", "delivered", "cancelled", "return_requested", "refunded")
 MODEL_STATUSES = ("training", "candidate", "serving", "retired", "rejected", "failed")
 CAMPAIGN_STATUSES = ("active", "paused", "ended")
@@ -46,8 +49,13 @@ NAMING = {
 }
 
 
+def sql_list(values: tuple[str, ...]) -> str:
+    """``('a', 'b')``: one of the constant tuples above as an SQL list (they hold no quotes)."""
+    return f"({', '.join(repr(v) for v in values)})"
+
+
 def _in(column: str, values: tuple[str, ...]) -> str:
-    return f"{column} in ({', '.join(repr(v) for v in values)})"
+    return f"{column} in {sql_list(values)}"
 
 
 def _now() -> Any:

@@ -163,11 +163,12 @@ TABLE_BY_NAME = {t.name: t for t in TABLES}
 
 
 def parse_value(column: Column, raw: Any) -> Any:
-    """The typed value of a cell (CSV text or a Parquet value); None when empty. Raises ValueError with a message
-    a user understands."""
-    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
-        return None
+    """The typed value of a cell (CSV text or a Parquet value); None when empty, except that an empty JSON cell is
+    the empty list/object (those columns are NOT NULL with that default). Raises ValueError with a message a user
+    understands."""
     kind = column.kind
+    if raw is None or (isinstance(raw, str) and raw.strip() == ""):
+        return [] if kind == "json_list" else {} if kind == "json_object" else None
     if kind in ("text", "enum"):
         value = str(raw).strip()
         if kind == "enum" and value not in column.choices:
@@ -179,12 +180,12 @@ def parse_value(column: Column, raw: Any) -> Any:
         if isinstance(raw, float) and raw.is_integer():
             raw = int(raw)
         try:
-            value = int(raw) if isinstance(raw, int) else int(str(raw).strip())
+            number = int(raw) if isinstance(raw, int) else int(str(raw).strip())
         except ValueError:
             raise ValueError(f"must be an integer, got {raw!r}") from None
-        if value < 0:
-            raise ValueError(f"must not be negative, got {value}")
-        return value
+        if number < 0:
+            raise ValueError(f"must not be negative, got {number}")
+        return number
     if kind == "float":
         return float(raw)
     if kind == "bool":
@@ -198,24 +199,24 @@ def parse_value(column: Column, raw: Any) -> Any:
         raise ValueError(f"must be true or false, got {raw!r}")
     if kind == "datetime":
         if isinstance(raw, datetime):
-            value = raw
+            when = raw
         else:
             try:
-                value = datetime.fromisoformat(str(raw).strip().replace("Z", "+00:00"))
+                when = datetime.fromisoformat(str(raw).strip().replace("Z", "+00:00"))
             except ValueError:
                 raise ValueError(f"must be an ISO 8601 timestamp, got {raw!r}") from None
-        return value if value.tzinfo else value.replace(tzinfo=UTC)
+        return when if when.tzinfo else when.replace(tzinfo=UTC)
     if kind in ("json_list", "json_object"):
-        value = raw
+        parsed = raw
         if isinstance(raw, str):
             try:
-                value = json.loads(raw)
+                parsed = json.loads(raw)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"is not valid JSON ({exc.msg})") from None
         wanted = list if kind == "json_list" else dict
-        if not isinstance(value, wanted):
+        if not isinstance(parsed, wanted):
             raise ValueError(f"must be a JSON {'array' if wanted is list else 'object'}")
-        return value
+        return parsed
     raise AssertionError(f"unknown column kind {kind}")
 
 
@@ -239,8 +240,8 @@ def open_table_file(path: Path) -> TableFile:
         import pyarrow.parquet as pq
 
         data = pq.read_table(path)
-        rows = ((i + 2, row) for i, row in enumerate(data.to_pylist()))  # line 1 = the header, as in CSV
-        return TableFile(path, list(data.column_names), rows)
+        numbered = ((i + 2, row) for i, row in enumerate(data.to_pylist()))  # line 1 = the header, as in CSV
+        return TableFile(path, list(data.column_names), numbered)
     handle = path.open(newline="", encoding="utf-8-sig")
     reader = csv.reader(handle)
     header = [h.strip() for h in next(reader, [])]

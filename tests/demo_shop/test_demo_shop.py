@@ -10,14 +10,21 @@ from sqlalchemy import text
 from shared.demo_shop import (
     CHAT_INTENTS,
     DEMO_USER_ID,
+    EVENT_COLUMNS,
     SIZES,
     generate_shop,
     load_shop,
     shop_is_seeded,
     true_click_probability,
 )
+from shared.store.schema import EVENT_TYPES, Event
 
 END = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+def test_event_columns_are_the_schema_event_columns():
+    """The demo shop keeps its own list (it imports nothing of the platform); it must say what the schema says."""
+    assert set(EVENT_COLUMNS) == {c.name for c in Event.__table__.columns} - {"id", "received_at"}
 
 
 def test_same_seed_same_shop_different_seed_different():
@@ -34,7 +41,7 @@ def test_tiny_shop_is_believable():
     assert len({p["category"] for p in shop.products}) == 12
     events = list(shop.event_dicts())
     types = Counter(e["type"] for e in events)
-    assert all(types[t] for t in ("impression", "click", "view", "cart", "purchase", "search", "chat_feedback"))
+    assert set(types) == set(EVENT_TYPES)  # every type the schema knows, and no other
     impressions = [e for e in events if e["type"] == "impression" and "true_p_click" in e["properties"]]
     assert {e["placement_id"] for e in impressions} == {"home_top", "search_side", "product_detail"}
     assert all(e["occurred_at"] <= END for e in events if "planted" not in e["properties"])
@@ -55,7 +62,7 @@ def test_true_click_probability_follows_taste_and_position():
     shop = generate_shop("tiny", 1, END)
     taste = shop.tastes[DEMO_USER_ID]
     ad = {"category": taste.top_category(), "target_segments": [], "title": "Nobody Thing"}
-    other = {**ad, "category": min(taste.categories, key=taste.categories.get)}
+    other = {**ad, "category": min(taste.categories.items(), key=lambda item: item[1])[0]}
     liked = true_click_probability(taste, ad, "tech", "home_top", 1)
     assert liked > true_click_probability(taste, other, "tech", "home_top", 1)
     assert liked > true_click_probability(taste, ad, "tech", "home_top", 3)

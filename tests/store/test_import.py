@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from shared.core.errors import ImportRejected
 from shared.demo_shop import generate_shop, load_shop
+from shared.store.event_rules import MAX_ID_LENGTH, MAX_PRICE_MICROS
 from shared.store.feature_store import FeatureStore
 from shared.store.importer import import_shop
 from shared.store.shop_format import export_shop
@@ -84,6 +85,29 @@ def test_bad_rows_import_nothing_and_are_named(shop, data_engine, tmp_path):
     assert sum(table_counts(data_engine).values()) == 0
 
 
+def test_event_rows_get_the_ingestion_rules(shop, data_engine, tmp_path):
+    """The importer applies check_event to each events row: limits the file format alone does not know."""
+    export_shop(shop, tmp_path, "csv")
+    _edit_csv(
+        tmp_path / "events.csv",
+        {
+            (10, "session_id"): "s" * (MAX_ID_LENGTH + 1),
+            (11, "price_micros"): str(MAX_PRICE_MICROS + 1),
+            (12, "price_micros"): "-1",
+        },
+    )
+    with pytest.raises(ImportRejected) as caught:
+        import_shop(data_engine, tmp_path)
+    assert [(f, line, col) for f, line, col, _ in caught.value.problems] == [
+        ("events.csv", 10, "session_id"),
+        ("events.csv", 11, "price_micros"),
+        ("events.csv", 12, "price_micros"),
+    ]
+    assert f"events.csv:10: column session_id: is longer than {MAX_ID_LENGTH} characters" in caught.value.message
+    assert f"events.csv:11: column price_micros: must be between 0 and {MAX_PRICE_MICROS}" in caught.value.message
+    assert sum(table_counts(data_engine).values()) == 0
+
+
 def test_import_checks_ids_against_database(shop, data_engine, tmp_path):
     load_shop(data_engine, shop)
     (tmp_path / "orders.csv").write_text(
@@ -98,3 +122,19 @@ def test_import_checks_ids_against_database(shop, data_engine, tmp_path):
         "order_id,user_id,status,created_at,total_micros\nORD-900001,u-0002,placed,2026-04-30T10:00:00Z,1500000\n"
     )
     assert import_shop(data_engine, tmp_path).counts == {"orders": 1}
+
+
+def test_empty_json_cells_import_as_empty_json(shop, data_engine, tmp_path):
+    """An empty properties/keywords cell is an empty object/list (the columns are NOT NULL), not a failed write."""
+    export_shop(shop, tmp_path, "csv")
+    _edit_csv(tmp_path / "events.csv", {(2, "properties"): ""})
+    _edit_csv(tmp_path / "ads.csv", {(2, "keywords"): ""})
+    import_shop(data_engine, tmp_path)
+    with (tmp_path / "events.csv").open(newline="") as handle:
+        event_id = list(csv.DictReader(handle))[0]["event_id"]
+    with (tmp_path / "ads.csv").open(newline="") as handle:
+        ad_id = list(csv.DictReader(handle))[0]["ad_id"]
+    with data_engine.connect() as conn:
+        properties = conn.execute(text("select properties from events where event_id = :e"), {"e": event_id})
+        keywords = conn.execute(text("select keywords from ads where ad_id = :a"), {"a": ad_id})
+        assert (properties.scalar_one(), keywords.scalar_one()) == ({}, [])
