@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from shared.core.settings import MODEL_NAMES, Settings
+from shared.core.model_catalog import MODEL_NAMES
+from shared.core.settings import Settings
 
 
 def _run(args, settings: Settings) -> int:
@@ -22,9 +23,9 @@ def _serve(args, settings: Settings) -> int:
 
 
 def _worker(args, settings: Settings) -> int:
-    from services.worker.__main__ import main as worker_main
+    from services.worker.__main__ import run_worker
 
-    return worker_main([args.role, *args.celery_args])
+    return run_worker(args.role, args.celery_args, settings)
 
 
 def _migrate(args, settings: Settings) -> int:

@@ -20,7 +20,9 @@ from pathlib import Path
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from shared.core.settings import MODEL_NAMES, PROJECT_ROOT, Settings
+from shared.core.model_catalog import MODEL_NAMES
+from shared.core.settings import PROJECT_ROOT, Settings
+from shared.inference.client import ModelControl
 
 STARTED = time.perf_counter()
 SERVICE_NAMES = ("recs", "ads", "chat")  # recs first: chat calls it
@@ -65,7 +67,7 @@ def seed_demo_shop(url: str, size: str, seed: int, force: bool = False) -> bool:
         engine.dispose()
 
 
-def prepare_models(settings: Settings, url: str, triton_client) -> None:
+def prepare_models(settings: Settings, url: str, triton_client: ModelControl) -> None:
     """Trains every model that has no version, loads all into Triton, refreshes embeddings and features."""
     from shared.learning.cleaning import clean_events
     from shared.learning.embeddings_job import refresh_embeddings
@@ -78,10 +80,15 @@ def prepare_models(settings: Settings, url: str, triton_client) -> None:
     try:
         report = clean_events(engine)
         progress(f"events cleaned: {report.rows_dropped} of {report.rows_in} quarantined")
-        made = ensure_models(engine, settings, triton_client, progress)
+        made = ensure_models(engine, settings, progress)
         if made:
             progress("trained: " + ", ".join(f"{m.model_name} v{m.version}" for m in made))
-        versions = {name: latest_version(settings.model_repository, name) for name in MODEL_NAMES}
+        versions: dict[str, int] = {}
+        for name in MODEL_NAMES:
+            version = latest_version(settings.model_repository, name)
+            if version is None:  # ensure_models trains every missing model, so this is a broken repository
+                raise RuntimeError(f"{name}: no version in {settings.model_repository} after training")
+            versions[name] = version
         progress("loading into Triton: " + ", ".join(f"{n} v{v}" for n, v in versions.items()))
         with ThreadPoolExecutor(len(versions)) as pool:  # each model loads in its own stub process
             loads = [
@@ -263,7 +270,7 @@ def train_models(settings: Settings, model: str | None, profile: str | None) -> 
         if model:
             made = [train_one(engine, settings, model, progress)]
         else:
-            made = ensure_models(engine, settings, None, progress)
+            made = ensure_models(engine, settings, progress)
         for m in made:
             progress(f"{m.model_name} v{m.version} written to {m.path}")
     return 0

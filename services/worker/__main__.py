@@ -1,32 +1,28 @@
 """`python -m services.worker [worker|beat] [celery options]`: the worker's composition root.
 
-Resolves the database URL (starting the embedded Postgres when none is configured, as the platform does),
-exports it so the task runtime and child processes see it, builds the Celery app and runs the worker or beat."""
+Builds the settings once, resolves the database URL (starting the embedded Postgres when none is configured, as
+the platform does), builds the Celery app from those settings and runs the worker or beat. Tasks get their
+settings, engine and Triton client from that app (``services.worker.celery_app.PlatformCelery``)."""
 
 from __future__ import annotations
 
-import os
 import sys
+
+from shared.core.settings import Settings
 
 DEFAULT_WORKER_ARGS = ["--loglevel=INFO", "--concurrency=1"]  # training uses every core; one task at a time
 DEFAULT_BEAT_ARGS = ["--loglevel=INFO"]
 
 
-def main(argv: list[str] | None = None) -> int:
-    from services.worker import celery_app
-    from shared.core.settings import Settings
+def run_worker(role: str, celery_args: list[str], settings: Settings) -> int:
+    """Runs the Celery ``role`` ("worker" or "beat") with ``celery_args`` until it stops; returns its exit code."""
+    from services.worker.celery_app import make_celery
     from shared.store.embedded_pg import ensure_database_url
 
-    argv = list(sys.argv[1:] if argv is None else argv)
-    role = argv.pop(0) if argv and argv[0] in ("worker", "beat") else "worker"
-    settings = Settings()
     settings.home.mkdir(parents=True, exist_ok=True)
     url, server = ensure_database_url(settings)
-    os.environ["ECOMAI_DATABASE_URL"] = url
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    app = celery_app.make_celery(settings.model_copy(update={"database_url": url}))
-    celery_app._app = app
-    extra = argv or (DEFAULT_WORKER_ARGS if role == "worker" else DEFAULT_BEAT_ARGS)
+    app = make_celery(settings.model_copy(update={"database_url": url}))
+    extra = celery_args or (DEFAULT_WORKER_ARGS if role == "worker" else DEFAULT_BEAT_ARGS)
     try:
         app.start([role, *extra])
     except SystemExit as exc:
@@ -35,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.stop()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    role = argv.pop(0) if argv and argv[0] in ("worker", "beat") else "worker"
+    return run_worker(role, argv, Settings())
 
 
 if __name__ == "__main__":

@@ -3,17 +3,26 @@
 Unset ``ECOMAI_BROKER_URL`` / ``ECOMAI_RESULT_BACKEND`` mean the database itself: kombu's SQLAlchemy transport
 (``sqla+postgresql+psycopg://...``) and Celery's database backend (``db+postgresql+psycopg://...``), so a local run
 needs no broker server. Production points both at Redis or RabbitMQ.
+
+The app carries the settings its entry point built (``python -m services.worker`` / ``ecomai worker``, or a command
+that only sends tasks) and hands each worker process the engine and Triton client its tasks use.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from celery import Celery
 from celery.schedules import crontab
+from sqlalchemy import Engine
 
 from shared.core.settings import Settings
-from shared.store.engine import normalize_url
+from shared.inference.triton_client import TritonClient
+from shared.store.engine import make_engine, normalize_url
 
 TASKS_MODULE = "services.worker.tasks"
 BEAT_SCHEDULE = {
@@ -49,9 +58,50 @@ def broker_and_backend(settings: Settings) -> tuple[str, str]:
     return broker, backend
 
 
-def make_celery(settings: Settings) -> Celery:
+@dataclass(frozen=True)
+class WorkerRuntime:
+    """What the tasks of one worker process share: a database engine and a Triton client."""
+
+    engine: Engine
+    client: TritonClient
+
+    @classmethod
+    def build(cls, settings: Settings) -> WorkerRuntime:
+        if not settings.database_url:
+            raise RuntimeError("the worker's settings have no database_url (start it with `python -m services.worker`)")
+        # a long timeout: warm-up requests after a load can wait behind the model's first initialisation
+        return cls(
+            make_engine(settings.database_url),
+            TritonClient(settings.triton_grpc_url, max(settings.triton_timeout_s, 30.0)),
+        )
+
+
+class PlatformCelery(Celery):
+    """The platform's Celery app: ``settings`` are those the entry point built; ``runtime()`` is this process's
+    engine and Triton client, built from them on first use."""
+
+    def __init__(self, settings: Settings, main: str = "ecomai", **kwargs: Any) -> None:
+        super().__init__(main, **kwargs)
+        self.settings = settings
+        self._runtime: WorkerRuntime | None = None
+        self._runtime_pid = 0
+        self._runtime_lock = threading.Lock()
+
+    def runtime(self) -> WorkerRuntime:
+        # keyed by process: a prefork child must not reuse the connections of the parent it was forked from
+        with self._runtime_lock:
+            if self._runtime is None or self._runtime_pid != os.getpid():
+                self._runtime, self._runtime_pid = WorkerRuntime.build(self.settings), os.getpid()
+            return self._runtime
+
+    def __reduce_keys__(self) -> dict[str, Any]:
+        # a pool that pickles the app (spawn) rebuilds it with the same settings
+        return {**super().__reduce_keys__(), "settings": self.settings}
+
+
+def make_celery(settings: Settings) -> PlatformCelery:
     broker, backend = broker_and_backend(settings)
-    app = Celery("ecomai", broker=broker, backend=backend, include=[TASKS_MODULE])
+    app = PlatformCelery(settings, broker=broker, backend=backend, include=[TASKS_MODULE])
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -71,21 +121,3 @@ def make_celery(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
     )
     return app
-
-
-_app: Celery | None = None
-
-
-def get_app() -> Celery:
-    """The process-wide app, built from the environment on first use (nothing happens at import time)."""
-    global _app
-    if _app is None:
-        _app = make_celery(Settings())
-    return _app
-
-
-def __getattr__(name: str) -> Celery:
-    # lets `celery -A services.worker.celery_app ...` find the app lazily
-    if name in ("app", "celery"):
-        return get_app()
-    raise AttributeError(name)

@@ -1,41 +1,39 @@
 """Celery tasks: thin and idempotent. Each takes names/ids, calls one job function and returns a JSON summary.
 
-Per worker process the settings, database engine and Triton client are built once, on first use."""
+The settings, database engine and Triton client come from the app that runs the task (``PlatformCelery``: its
+entry point built the settings; the engine and client are built once per worker process)."""
 
 from __future__ import annotations
 
 import logging
-from functools import lru_cache
 from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
+
+from services.worker.celery_app import PlatformCelery, WorkerRuntime
+from shared.core.model_catalog import CTR_MODEL
+from shared.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-@lru_cache(maxsize=1)
-def runtime():
-    """(settings, engine, triton client) of this worker process."""
-    from shared.core.settings import Settings
-    from shared.inference.triton_client import TritonClient
-    from shared.store.engine import make_engine
-
-    settings = Settings()
-    if not settings.database_url:
-        raise RuntimeError("ECOMAI_DATABASE_URL is not set in the worker (start it with `python -m services.worker`)")
-    client = TritonClient(settings.triton_grpc_url, max(settings.triton_timeout_s, 30.0))
-    return settings, make_engine(settings.database_url), client
+def _platform(task: Task) -> tuple[Settings, WorkerRuntime]:
+    """(settings, this process's engine and Triton client) of the app running ``task``."""
+    app = task.app
+    if not isinstance(app, PlatformCelery):
+        raise RuntimeError(f"task {task.name} needs the platform's Celery app (start `python -m services.worker`)")
+    return app.settings, app.runtime()
 
 
 @shared_task(bind=True, name="services.worker.tasks.clean_events")
-def clean_events(self, since: str | None = None) -> dict[str, Any]:
+def clean_events(self: Task, since: str | None = None) -> dict[str, Any]:
     """Quarantines bad events (all, or those at/after ``since`` ISO time) and stores a quality report."""
     from datetime import datetime
 
     from shared.learning.cleaning import clean_events as run_cleaning
 
-    _, engine, _ = runtime()
-    report = run_cleaning(engine, datetime.fromisoformat(since) if since else None, task_id=self.request.id)
+    _, runtime = _platform(self)
+    report = run_cleaning(runtime.engine, datetime.fromisoformat(since) if since else None, task_id=self.request.id)
     return {
         "report_id": report.id,
         "rows_in": report.rows_in,
@@ -44,50 +42,58 @@ def clean_events(self, since: str | None = None) -> dict[str, Any]:
     }
 
 
-@shared_task(bind=True, name="services.worker.tasks.retrain_model")
-def retrain_model(self, model_name: str, profile: str | None = None) -> dict[str, Any]:
-    """Fine-tunes ``model_name`` on the current data, publishes version N+1 and deploys it into Triton."""
+def _retrain(task: Task, model_name: str, profile: str | None) -> dict[str, Any]:
     from shared.learning.retrain import retrain_and_deploy
 
-    settings, engine, client = runtime()
+    settings, runtime = _platform(task)
     result = retrain_and_deploy(
-        engine, settings, model_name, client, request_id=self.request.id, profile=profile, progress=log.info
+        runtime.engine,
+        settings,
+        model_name,
+        runtime.client,
+        request_id=task.request.id,  # a redelivered task finds the version it already made
+        profile=profile,
+        progress=log.info,
     )
     log.info("retrain %s: %s v%s", model_name, result["status"], result["version"])
     return result
 
 
+@shared_task(bind=True, name="services.worker.tasks.retrain_model")
+def retrain_model(self: Task, model_name: str, profile: str | None = None) -> dict[str, Any]:
+    """Fine-tunes ``model_name`` on the current data, publishes version N+1 and deploys it into Triton."""
+    return _retrain(self, model_name, profile)
+
+
 @shared_task(bind=True, name="services.worker.tasks.retrain_ctr")
-def retrain_ctr(self, profile: str | None = None) -> dict[str, Any]:
-    from shared.learning.retrain import retrain_and_deploy
-
-    settings, engine, client = runtime()
-    return retrain_and_deploy(
-        engine, settings, "ctr_model", client, request_id=self.request.id, profile=profile, progress=log.info
-    )
+def retrain_ctr(self: Task, profile: str | None = None) -> dict[str, Any]:
+    """The nightly beat entry: retrain_model of the CTR model."""
+    return _retrain(self, CTR_MODEL, profile)
 
 
-@shared_task(name="services.worker.tasks.refresh_embeddings")
-def refresh_embeddings(entity_type: str = "product") -> dict[str, Any]:
+@shared_task(bind=True, name="services.worker.tasks.refresh_embeddings")
+def refresh_embeddings(self: Task, entity_type: str = "product") -> dict[str, Any]:
     from shared.learning.embeddings_job import refresh_embeddings as run_refresh
 
-    _, engine, client = runtime()
-    return {"entity_type": entity_type, "embedded": run_refresh(engine, client, entity_type)}
+    _, runtime = _platform(self)
+    return {"entity_type": entity_type, "embedded": run_refresh(runtime.engine, runtime.client, entity_type)}
 
 
-@shared_task(name="services.worker.tasks.materialize_features")
-def materialize_features() -> dict[str, int]:
+@shared_task(bind=True, name="services.worker.tasks.materialize_features")
+def materialize_features(self: Task) -> dict[str, int]:
     from shared.learning.feature_jobs import materialize_features as run_materialize
 
-    _, engine, _ = runtime()
-    return run_materialize(engine)
+    _, runtime = _platform(self)
+    return run_materialize(runtime.engine)
 
 
-@shared_task(name="services.worker.tasks.rollback_model")
-def rollback_model(model_name: str) -> dict[str, Any]:
+@shared_task(bind=True, name="services.worker.tasks.rollback_model")
+def rollback_model(self: Task, model_name: str) -> dict[str, Any]:
     """Sets the newest version aside so the previous one serves again."""
     from shared.learning.registry import rollback
 
-    settings, engine, client = runtime()
-    version = rollback(engine, settings.model_repository, client, model_name, settings.triton_instance_kind)
+    settings, runtime = _platform(self)
+    version = rollback(
+        runtime.engine, settings.model_repository, runtime.client, model_name, settings.triton_instance_kind
+    )
     return {"model": model_name, "serving_version": version}

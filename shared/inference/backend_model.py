@@ -96,7 +96,8 @@ class TritonPythonModel:
 
 def _texts_of(pb, requests):
     """All requests' TEXT rows as one list (dynamic batching hands several requests at once) and each one's size."""
-    texts, sizes = [], []
+    texts: list[str] = []
+    sizes: list[int] = []
     for request in requests:
         tensor = pb.get_input_tensor_by_name(request, "TEXT")
         if tensor is None:

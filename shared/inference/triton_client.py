@@ -16,11 +16,10 @@ from tritonclient.grpc import model_config_pb2
 from tritonclient.utils import InferenceServerException
 
 from shared.core.errors import ModelUnavailable
+from shared.core.model_catalog import EMBEDDING_DIM, INTENT_CLASSIFIER, TEXT_ENCODER
 from shared.core.observability import MODEL_LATENCY
 from shared.inference.client import ClassifyResult
 
-ENCODER = "text_encoder"
-EMBEDDING_DIM = 384
 MAX_BATCH = 64  # max_batch_size in triton_models/*/config.pbtxt
 
 
@@ -85,11 +84,11 @@ class TritonClient:  # implements shared.inference.client.ModelControl
         return [texts[i : i + MAX_BATCH] for i in range(0, len(texts), MAX_BATCH)]
 
     def embed(self, texts: list[str]) -> np.ndarray:
-        """[n, 384] float32, L2-normalised."""
+        """[n, EMBEDDING_DIM] float32, L2-normalised."""
         if not texts:
             return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
         parts = [
-            self._output(ENCODER, self._infer(ENCODER, chunk, ["EMBEDDING"]), "EMBEDDING")
+            self._output(TEXT_ENCODER, self._infer(TEXT_ENCODER, chunk, ["EMBEDDING"]), "EMBEDDING")
             for chunk in self._chunks(texts)
         ]
         return np.concatenate(parts)
@@ -98,9 +97,12 @@ class TritonClient:  # implements shared.inference.client.ModelControl
         """Scores texts with a sequence classifier; asks for LABEL when the model is the intent classifier.
         ``model_version`` is the version that answered (the last one, if a long list was split across a version
         switch)."""
-        want_labels = model == "intent_classifier"
+        want_labels = model == INTENT_CLASSIFIER
         outputs = ["LOGITS", "PROBS"] + (["LABEL"] if want_labels else [])
-        logits, probs, labels, version = [], [], [] if want_labels else None, 0
+        logits: list[np.ndarray] = []
+        probs: list[np.ndarray] = []
+        labels: list[str] | None = [] if want_labels else None
+        version = 0
         for chunk in self._chunks(texts):
             result = self._infer(model, chunk, outputs)
             logits.append(self._output(model, result, "LOGITS"))

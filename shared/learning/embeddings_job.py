@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, select, text
 from sqlalchemy.dialects.postgresql import insert
 
+from shared.core.model_catalog import TEXT_ENCODER
 from shared.core.text_features import Product, faq_text, product_text
+from shared.inference.client import ModelControl
 from shared.store.schema import Embedding, ModelVersion
 
 log = logging.getLogger(__name__)
-ENCODER = "text_encoder"
 ENTITY_TYPES = ("product", "faq")
 
 
@@ -44,17 +45,19 @@ def _texts(engine: Engine, entity_type: str) -> list[tuple[str, str]]:
         return [(r["faq_id"], faq_text(r["question"], r["answer"])) for r in rows]
 
 
-def encoder_version(engine: Engine, client) -> int:
+def encoder_version(engine: Engine, client: ModelControl) -> int:
     """The text_encoder version Triton serves now (the registry's serving row when Triton can't say)."""
     try:
-        ready = client.ready_versions(ENCODER)
+        ready = client.ready_versions(TEXT_ENCODER)
     except Exception:  # noqa: BLE001 - fall back to the registry
         ready = []
     if ready:
         return max(ready)
     with engine.connect() as conn:
         found = conn.execute(
-            select(ModelVersion.version).where(ModelVersion.model_name == ENCODER, ModelVersion.status == "serving")
+            select(ModelVersion.version).where(
+                ModelVersion.model_name == TEXT_ENCODER, ModelVersion.status == "serving"
+            )
         ).scalar()
     return int(found or 0)
 
@@ -66,13 +69,13 @@ def _current(engine: Engine, entity_type: str, version: int) -> set[str]:
                 text(
                     "select entity_id from embeddings where entity_type = :t and model_name = :m and model_version = :v"
                 ),
-                {"t": entity_type, "m": ENCODER, "v": version},
+                {"t": entity_type, "m": TEXT_ENCODER, "v": version},
             ).scalars()
         )
 
 
 def refresh_embeddings(
-    engine: Engine, client, entity_type: str = "product", batch: int = 64, missing_only: bool = False
+    engine: Engine, client: ModelControl, entity_type: str = "product", batch: int = 64, missing_only: bool = False
 ) -> int:
     """Embeds every product (product_text) or FAQ entry (question + answer); returns the number written.
     ``missing_only`` skips entities that already have an embedding from the serving encoder version (a restart);
@@ -86,7 +89,6 @@ def refresh_embeddings(
     items = _texts(engine, entity_type)
     version = encoder_version(engine, client)
     current = _current(engine, entity_type, version) if missing_only else set()
-    table = Embedding.__table__
     written = 0
     todo = [item for item in items if item[0] not in current]
     for start in range(0, len(todo), batch):
@@ -97,16 +99,16 @@ def refresh_embeddings(
             {
                 "entity_type": entity_type,
                 "entity_id": eid,
-                "model_name": ENCODER,
+                "model_name": TEXT_ENCODER,
                 "model_version": version,
                 "vector": vec.tolist(),
                 "updated_at": now,
             }
             for (eid, _), vec in zip(chunk, vectors)
         ]
-        stmt = insert(table).values(rows)
+        stmt = insert(Embedding).values(rows)
         stmt = stmt.on_conflict_do_update(
-            index_elements=[table.c.entity_type, table.c.entity_id, table.c.model_name],
+            index_elements=[Embedding.entity_type, Embedding.entity_id, Embedding.model_name],
             set_={
                 "model_version": stmt.excluded.model_version,
                 "vector": stmt.excluded.vector,
@@ -119,7 +121,7 @@ def refresh_embeddings(
     with engine.begin() as conn:  # entities deleted since the last refresh
         conn.execute(
             text("delete from embeddings where entity_type = :t and model_name = :m and not (entity_id = any(:ids))"),
-            {"t": entity_type, "m": ENCODER, "ids": [eid for eid, _ in items]},
+            {"t": entity_type, "m": TEXT_ENCODER, "ids": [eid for eid, _ in items]},
         )
-    log.info("%d %s embeddings refreshed with %s v%d", written, entity_type, ENCODER, version)
+    log.info("%d %s embeddings refreshed with %s v%d", written, entity_type, TEXT_ENCODER, version)
     return written

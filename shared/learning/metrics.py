@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 EPS = 1e-7
 
@@ -19,7 +20,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return 0.5 * (1.0 + np.tanh(0.5 * x))  # tanh form never overflows
 
 
-def auc(labels: Sequence[float], scores: Sequence[float]) -> float:
+def auc(labels: ArrayLike, scores: ArrayLike) -> float:
     """Area under the ROC curve (Mann-Whitney U with tied scores counted half). NaN when one class is absent."""
     y = np.asarray(labels, dtype=np.float64) > 0.5
     s = np.asarray(scores, dtype=np.float64)
@@ -40,13 +41,13 @@ def auc(labels: Sequence[float], scores: Sequence[float]) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
-def log_loss(labels: Sequence[float], probs: Sequence[float]) -> float:
+def log_loss(labels: ArrayLike, probs: ArrayLike) -> float:
     y = np.asarray(labels, dtype=np.float64)
     p = np.clip(np.asarray(probs, dtype=np.float64), EPS, 1 - EPS)
     return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))) if len(y) else float("nan")
 
 
-def expected_calibration_error(labels: Sequence[float], probs: Sequence[float], bins: int = 10) -> float:
+def expected_calibration_error(labels: ArrayLike, probs: ArrayLike, bins: int = 10) -> float:
     """ECE over equal-mass bins (sorted by predicted probability). Equal-width bins would put almost every
     CTR prediction (a few percent) into the first bin and hide miscalibration there."""
     y = np.asarray(labels, dtype=np.float64)
@@ -67,16 +68,14 @@ class PlattCalibration:
     a: float = 1.0
     b: float = 0.0
 
-    def apply(self, logits: Sequence[float]) -> np.ndarray:
+    def apply(self, logits: ArrayLike) -> np.ndarray:
         return sigmoid(self.a * np.asarray(logits, dtype=np.float64) + self.b)
 
     def as_dict(self) -> dict[str, float]:
         return {"a": self.a, "b": self.b}
 
 
-def fit_platt(
-    logits: Sequence[float], labels: Sequence[float], iterations: int = 50, l2: float = 1e-3
-) -> PlattCalibration:
+def fit_platt(logits: ArrayLike, labels: ArrayLike, iterations: int = 50, l2: float = 1e-3) -> PlattCalibration:
     """Fits a, b minimising log loss: Newton's method with a backtracking line search on standardised logits
     (so nearly constant logits can't produce a huge slope), a small L2 on the slope, Platt's smoothed targets."""
     x = np.asarray(logits, dtype=np.float64)
@@ -114,7 +113,7 @@ def fit_platt(
     return PlattCalibration(float(w[0] / std), float(w[1] - w[0] * mean / std))
 
 
-def binary_metrics(labels: Sequence[float], logits: Sequence[float], calibration: PlattCalibration) -> dict[str, float]:
+def binary_metrics(labels: ArrayLike, logits: ArrayLike, calibration: PlattCalibration) -> dict[str, float]:
     """AUC, log loss and ECE of calibrated probabilities. ECE/log loss are also reported cross-fitted (calibration
     fitted on one half of the eval set, measured on the other) so calibration is not judged on its own fit data."""
     y = np.asarray(labels, dtype=np.float64)
@@ -140,7 +139,7 @@ def binary_metrics(labels: Sequence[float], logits: Sequence[float], calibration
     return out
 
 
-def multiclass_metrics(labels: Sequence[int], predictions: Sequence[int]) -> dict[str, float]:
+def multiclass_metrics(labels: ArrayLike, predictions: ArrayLike) -> dict[str, float]:
     """Accuracy and macro F1 over the classes present in labels or predictions."""
     y = np.asarray(labels, dtype=np.int64)
     p = np.asarray(predictions, dtype=np.int64)
@@ -155,7 +154,7 @@ def multiclass_metrics(labels: Sequence[int], predictions: Sequence[int]) -> dic
     return {"accuracy": float(np.mean(y == p)), "macro_f1": float(np.mean(f1s)), "eval_examples": int(len(y))}
 
 
-def ranking_metrics(per_user: Sequence[tuple[Sequence[float], Sequence[int]]], k: int = 10) -> dict[str, float]:
+def ranking_metrics(per_user: Sequence[tuple[ArrayLike, ArrayLike]], k: int = 10) -> dict[str, float]:
     """Mean NDCG@k, HR@k (any relevant item in the top k) and Recall@k over users.
 
     ``per_user`` holds, for each user, the model scores of that user's candidates and a 0/1 relevance per

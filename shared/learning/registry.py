@@ -20,11 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
-from sqlalchemy import Engine, func, select, text, update
+from sqlalchemy import Engine, func, insert, select, text, update
 
 from shared.core.errors import FailedPrecondition, ModelUnavailable
+from shared.core.model_catalog import TEXT_ENCODER
+from shared.inference.client import ModelControl
+from shared.inference.triton_client import config_for_instance_kind
 from shared.store.schema import ModelVersion
 
 log = logging.getLogger(__name__)
@@ -90,7 +93,7 @@ def _allocate(engine: Engine, model_dir: Path, model_name: str, row: dict[str, A
         in_db = conn.execute(select(func.max(ModelVersion.version)).where(ModelVersion.model_name == model_name))
         version = max([0, in_db.scalar() or 0, *_folder_versions(model_dir, include_aside=True)]) + 1
         registry_id = conn.execute(
-            ModelVersion.__table__.insert()
+            insert(ModelVersion)
             .values(
                 model_name=model_name, version=version, status="training", path=str(model_dir / str(version)), **row
             )
@@ -118,8 +121,8 @@ def publish_version(
 
     ``build(folder)`` writes ``folder/hf`` and returns meta fields (labels, calibration, max_length, ...);
     this function adds model.py and meta.json. On any failure no ``<N>/`` folder appears and the row is ``failed``."""
-    if backend not in ("text_encoder", "sequence_classifier"):
-        raise ValueError(f"backend must be 'text_encoder' or 'sequence_classifier', got {backend!r}")
+    if backend not in get_args(Backend):
+        raise ValueError(f"backend must be one of {get_args(Backend)}, got {backend!r}")
     model_dir = Path(repo).resolve() / model_name
     model_dir.mkdir(parents=True, exist_ok=True)
     row = {
@@ -176,7 +179,7 @@ def _registry_row(engine: Engine, model_name: str, version: int, path: Path | No
             meta = json.loads((path / "meta.json").read_text())
         return int(
             conn.execute(
-                ModelVersion.__table__.insert()
+                insert(ModelVersion)
                 .values(
                     model_name=model_name,
                     version=version,
@@ -206,8 +209,13 @@ def _mark_serving(engine: Engine, model_name: str, registry_id: int) -> None:
         conn.execute(update(ModelVersion).where(ModelVersion.id == registry_id).values(status="serving"))
 
 
-def _warm_up_and_verify(client, model_name: str, version: int) -> None:
-    if model_name == "text_encoder":
+def _load(client: ModelControl, model_dir: Path, instance_kind: str) -> None:
+    """Loads the model's newest folder with the repository's config.pbtxt switched to ``instance_kind``."""
+    client.load_model(model_dir.name, config_for_instance_kind(model_dir / "config.pbtxt", instance_kind))
+
+
+def _warm_up_and_verify(client: ModelControl, model_name: str, version: int) -> None:
+    if model_name == TEXT_ENCODER:
         client.embed([WARMUP_TEXT])
     else:
         result = client.classify(model_name, [WARMUP_TEXT])
@@ -219,17 +227,14 @@ def _warm_up_and_verify(client, model_name: str, version: int) -> None:
 
 
 def deploy(
-    client, engine: Engine, model_name: str, version: int, instance_kind: str = "KIND_CPU", repo: Path | None = None
+    client: ModelControl, engine: Engine, model_name: str, version: int, instance_kind: str, repo: Path
 ) -> PublishedVersion:
-    """Loads ``model_name`` into Triton (its newest folder, which must be ``version``; ``repo`` defaults to where
-    the registry says it was published, else settings), warms it up with one request, checks that ``version``
-    serves, then marks it ``serving`` and the previous serving row ``retired``.
+    """Loads ``model_name`` into Triton from ``repo`` (its newest folder, which must be ``version``), warms it up
+    with one request, checks that ``version`` serves, then marks it ``serving`` and the previous serving row
+    ``retired``.
 
     If the load fails, the version is marked ``failed``, its folder is renamed to ``.failed-<N>`` (so no later
     load or restart picks it up) and the previous version keeps serving; ModelUnavailable is raised."""
-    from shared.inference.triton_client import config_for_instance_kind
-
-    repo = repo or _repo_of(engine, model_name, version)
     model_dir = Path(repo).resolve() / model_name
     newest = latest_version(model_dir.parent, model_name)
     if newest != version:
@@ -237,7 +242,7 @@ def deploy(
     path = model_dir / str(version)
     registry_id = _registry_row(engine, model_name, version, path)
     try:
-        client.load_model(model_name, config_for_instance_kind(model_dir / "config.pbtxt", instance_kind))
+        _load(client, model_dir, instance_kind)
         _warm_up_and_verify(client, model_name, version)
     except ModelUnavailable as exc:
         aside = _unique_aside(model_dir, "failed", version)
@@ -253,37 +258,24 @@ def deploy(
     return PublishedVersion(model_name, version, path, registry_id)
 
 
-def _repo_of(engine: Engine, model_name: str, version: int) -> Path:
-    """The repository a registered version was published into (its row's path), else the configured one."""
-    with engine.connect() as conn:
-        path = conn.execute(
-            select(ModelVersion.path).where(ModelVersion.model_name == model_name, ModelVersion.version == version)
-        ).scalar()
-    if path and Path(path).name == str(version):
-        return Path(path).parent.parent
-    from shared.core.settings import Settings
-
-    return Settings().model_repository
-
-
 def _unique_aside(model_dir: Path, kind: str, version: int) -> Path:
     aside = model_dir / f".{kind}-{version}"
     return aside if not aside.exists() else model_dir / f".{kind}-{version}-{uuid.uuid4().hex[:8]}"
 
 
-def _reload_previous(client, model_name: str, model_dir: Path, instance_kind: str) -> None:
+def _reload_previous(client: ModelControl, model_name: str, model_dir: Path, instance_kind: str) -> None:
     """After a failed load the old version normally still serves; if the server lost it, load what is newest now."""
-    from shared.inference.triton_client import config_for_instance_kind
-
     if client.is_model_ready(model_name) or latest_version(model_dir.parent, model_name) is None:
         return
     try:
-        client.load_model(model_name, config_for_instance_kind(model_dir / "config.pbtxt", instance_kind))
+        _load(client, model_dir, instance_kind)
     except ModelUnavailable as exc:
         log.error("%s: reloading the previous version failed too: %s", model_name, exc)
 
 
-def rollback(engine: Engine, repo: Path, client, model_name: str, instance_kind: str = "KIND_CPU") -> int:
+def rollback(
+    engine: Engine, repo: Path, client: ModelControl | None, model_name: str, instance_kind: str = "KIND_CPU"
+) -> int:
     """Sets the newest version folder aside (``.retired-<N>``) so the one before it serves; returns that version.
     With ``client`` None only the repository and registry change (the next load serves the older version)."""
     model_dir = Path(repo).resolve() / model_name
@@ -298,9 +290,7 @@ def rollback(engine: Engine, repo: Path, client, model_name: str, instance_kind:
     previous_id = _registry_row(engine, model_name, previous, model_dir / str(previous))
     _set_status(engine, current_id, "retired", path=str(aside))
     if client is not None:
-        from shared.inference.triton_client import config_for_instance_kind
-
-        client.load_model(model_name, config_for_instance_kind(model_dir / "config.pbtxt", instance_kind))
+        _load(client, model_dir, instance_kind)
         _warm_up_and_verify(client, model_name, previous)
         _mark_serving(engine, model_name, previous_id)
     else:
@@ -310,7 +300,8 @@ def rollback(engine: Engine, repo: Path, client, model_name: str, instance_kind:
 
 
 def registry_rows(engine: Engine, model_name: str) -> list[dict[str, Any]]:
-    """Every registry row of a model, newest first (for the CLI, tests and the evaluation gate)."""
+    """Every registry row of a model, newest first. Nothing gates a deploy on these metrics: ``deploy`` and the
+    retrain job put any version that loads and answers into service; the rows are its record."""
     with engine.connect() as conn:
         rows = (
             conn.execute(

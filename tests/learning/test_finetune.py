@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import random
 
 import numpy as np
 import pytest
 
 from shared.learning.finetune import FineTuneConfig, fine_tune_classifier, predict_logits
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 POSITIVE = ["great product, love it", "excellent quality and fast shipping", "works perfectly, highly recommend"]
 NEGATIVE = ["terrible, broke after a day", "awful quality, I want a refund", "does not work, never again"]

@@ -53,7 +53,7 @@ def test_owner_starts_children_connect_owner_stops(tmp_path):
     try:
         with psycopg.connect(_libpq(url)) as conn:
             assert conn.execute("select extversion from pg_extension where extname = 'vector'").fetchone()
-            assert conn.execute("select '[1,0]'::vector <-> '[0,0]'::vector").fetchone()[0] == 1.0
+            assert conn.execute("select '[1,0]'::vector <-> '[0,0]'::vector").fetchone() == (1.0,)
         # A child process (like a service or the Celery worker) connects by URL and exits: the server stays.
         child = textwrap.dedent(f"""
             import psycopg
@@ -86,7 +86,7 @@ def test_a_crashed_owner_does_not_pin_the_server(tmp_path):
         env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
     try:
-        assert proc.stdout.readline().strip() == "up"
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "up"
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
