@@ -64,6 +64,7 @@ def bindings_for(name: str, settings: Settings, engine: Engine, triton: TritonCl
     events = ServiceBinding(
         EventServicer(store), events_pb2_grpc.add_EventServiceServicer_to_server, "events.v1.EventService"
     )
+    servicer: object
     if name == "ads":
         servicer = AdServicer(AdRanker(AdsStore(engine), triton))
         main = ServiceBinding(servicer, ads_pb2_grpc.add_AdServiceServicer_to_server, "ads.v1.AdService")

@@ -5,20 +5,46 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Protocol
 
-from services.ads.ads_store import AdRow, AdsStore, UserRow
+from services.ads.ads_store import AdRow, UserRow
 from services.ads.auction import Bid, run_gsp
 from services.serving import ServingReport, model_probs
 from shared.core.errors import NotFound
+from shared.core.model_catalog import CTR_MODEL
 from shared.core.text_features import ctr_text
 from shared.inference.client import InferenceClient
 
-CTR_MODEL = "ctr_model"
 PRIOR_CTR = 0.02  # used when neither the model nor a historical CTR is available
 MAX_CANDIDATES = 48  # bounded model work per request: one Triton batch
 PACING_SLACK = 0.1  # a campaign may run this fraction of its daily budget ahead of an even pace
+
+
+class AdsData(Protocol):
+    """The reads the ranker makes; ``services.ads.ads_store.AdsStore`` is the Postgres implementation."""
+
+    def get_user(self, user_id: str) -> UserRow | None: ...
+
+    def existing_product(self, product_id: str) -> bool: ...
+
+    def user_recent_categories(self, user_id: str) -> list[str]: ...
+
+    def candidate_ads(self, segment: str, categories: list[str], keywords: list[str], limit: int) -> list[AdRow]: ...
+
+    def ads_by_id(self, ad_ids: list[str]) -> dict[str, AdRow]: ...
+
+    def delivery_today(
+        self, user_id: str, ad_ids: list[str], campaign_ids: list[str]
+    ) -> tuple[dict[str, int], dict[str, int]]: ...
+
+    def historical_ctr(self, ad_ids: list[str]) -> dict[str, float]: ...
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -54,10 +80,17 @@ class RankedAds:
 
 
 class AdRanker:
-    def __init__(self, store: AdsStore, triton: InferenceClient, service_name: str = "ads"):
+    def __init__(
+        self,
+        store: AdsData,
+        triton: InferenceClient,
+        service_name: str = "ads",
+        now: Callable[[], datetime] = _utc_now,
+    ):
         self.store = store
         self.triton = triton
         self.service_name = service_name
+        self.now = now  # the UTC clock pacing reads; tests pass a fixed time of day
 
     def rank(self, req: AdRequest) -> RankedAds:
         report = ServingReport()
@@ -117,9 +150,10 @@ class AdRanker:
         impressions, spend_today = self.store.delivery_today(
             user.user_id, [a.ad_id for a in ads], sorted({a.campaign_id for a in ads})
         )
-        now = datetime.now(UTC)
+        now = self.now()
         day_fraction = (now.hour * 3600 + now.minute * 60 + now.second) / 86400
-        kept, filtered = [], {}
+        kept: list[AdRow] = []
+        filtered: dict[str, int] = {}
         for ad in ads:
             spent = spend_today.get(ad.campaign_id, 0)
             if ad.total_budget_micros is not None and ad.spent_micros + spent >= ad.total_budget_micros:

@@ -7,6 +7,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, bindparam, text
 
+from shared.core.text_features import MAX_RECENT_CATEGORIES
+from shared.store.schema import INTERACTION_TYPES, sql_list
+
 
 @dataclass(frozen=True)
 class AdRow:
@@ -71,12 +74,13 @@ class AdsStore:
                 is not None
             )
 
-    def user_recent_categories(self, user_id: str, limit: int = 5) -> list[str]:
-        """Categories of the products the user interacted with most recently (views, carts, purchases)."""
-        query = text("""
+    def user_recent_categories(self, user_id: str, limit: int = MAX_RECENT_CATEGORIES) -> list[str]:
+        """Categories of the products the user interacted with most recently (views, carts, purchases), newest
+        first: by default as many as the CTR model's text holds."""
+        query = text(f"""
             select p.category from (
                 select product_id, max(occurred_at) as last_at from events
-                where user_id = :u and type in ('view', 'cart', 'purchase') and product_id is not null
+                where user_id = :u and type in {sql_list(INTERACTION_TYPES)} and product_id is not null
                 group by product_id order by last_at desc limit 50
             ) recent join products p using (product_id)
             group by p.category order by max(recent.last_at) desc limit :n
@@ -135,8 +139,12 @@ class AdsStore:
             group by a.campaign_id
         """).bindparams(bindparam("camps", expanding=True))
         with self.engine.connect() as conn:
-            per_ad = dict(conn.execute(imps, {"u": user_id, "start": start, "ads": ad_ids or [""]}).all())
-            per_campaign = dict(conn.execute(spend, {"start": start, "camps": campaign_ids or [""]}).all())
+            per_ad: dict[str, int] = dict(
+                conn.execute(imps, {"u": user_id, "start": start, "ads": ad_ids or [""]}).all()
+            )
+            per_campaign: dict[str, int] = dict(
+                conn.execute(spend, {"start": start, "camps": campaign_ids or [""]}).all()
+            )
         return per_ad, {k: int(v) for k, v in per_campaign.items()}
 
     def historical_ctr(self, ad_ids: list[str]) -> dict[str, float]:

@@ -6,19 +6,42 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from services.chat.conversations import ConversationInfo, ConversationStore
-from services.chat.tools import FaqRetriever, Order, OrderTools, named_order_ids
+from services.chat.conversations import ConversationInfo, NewTurn
+from services.chat.tools import FaqHit, Order, named_order_ids
 from services.serving import ServingReport
 from shared.core.errors import ModelUnavailable, NotFound
+from shared.core.model_catalog import INTENT_CLASSIFIER
 from shared.inference.client import InferenceClient
 
-INTENT_MODEL = "intent_classifier"
 HANDOFF_BELOW = 0.45  # intent confidence under which a human takes over
 FAQ_MIN_SCORE = 0.35  # cosine similarity an FAQ answer needs to be offered on its own
 ORDER_INTENTS = {"order_status", "return_request", "refund_status", "cancel_order"}
 ACTION_INTENTS = {"return_request", "cancel_order"}  # change an order: only when the customer names it
 PRODUCT_INTENTS = {"product_question", "recommend_products"}
+
+
+class ConversationLog(Protocol):
+    """Where turns are kept (``services.chat.conversations.ConversationStore`` in Postgres)."""
+
+    def open(self, conversation_id: str | None, user_id: str) -> ConversationInfo: ...
+
+    def append(self, conversation_id: str, turn: NewTurn) -> None: ...
+
+
+class CustomerOrders(Protocol):
+    """The asking user's own orders (``services.chat.tools.OrderTools``); every call is scoped to ``user_id``."""
+
+    def find_order(self, user_id: str, message: str) -> tuple[Order | None, str | None]: ...
+
+    def set_status(self, user_id: str, order_id: str, from_statuses: tuple[str, ...], to_status: str) -> bool: ...
+
+
+class FaqSearch(Protocol):
+    """FAQ retrieval (``services.chat.tools.FaqRetriever``): (hits best first, a note when it fell back)."""
+
+    def search(self, message: str) -> tuple[list[FaqHit], str | None]: ...
 
 
 @dataclass
@@ -40,9 +63,9 @@ Suggest = Callable[[str, str, int], list]  # (user_id, query, k) -> products; ra
 class Assistant:
     def __init__(
         self,
-        conversations: ConversationStore,
-        orders: OrderTools,
-        faq: FaqRetriever,
+        conversations: ConversationLog,
+        orders: CustomerOrders,
+        faq: FaqSearch,
         triton: InferenceClient,
         suggest: Suggest,
         user_exists: Callable[[str], bool],
@@ -62,7 +85,7 @@ class Assistant:
         conv = self.conversations.open(conversation_id, user_id)
         report = ServingReport()
         intent, confidence = self._intent(message, report)
-        self.conversations.append(conv.conversation_id, "user", message, intent, confidence)
+        self.conversations.append(conv.conversation_id, NewTurn("user", message, intent, confidence))
         if conv.status == "handoff":
             reply = Reply(
                 conv,
@@ -99,22 +122,22 @@ class Assistant:
             reply = self._faq(conv, message, intent, confidence, report)
         reply.serving = report
         status = "handoff" if reply.handoff else None
+        metadata = {"actions": [a[0] for a in reply.actions], "sources": [s[1] for s in reply.sources]}
         self.conversations.append(
-            conv.conversation_id,
-            "assistant",
-            reply.text,
-            metadata={"actions": [a[0] for a in reply.actions], "sources": [s[1] for s in reply.sources]},
-            status=status,
+            conv.conversation_id, NewTurn("assistant", reply.text, metadata=metadata, status=status)
         )
         return reply
 
     def _intent(self, message: str, report: ServingReport) -> tuple[str, float]:
         try:
-            result = self.triton.classify(INTENT_MODEL, [message])
+            result = self.triton.classify(INTENT_CLASSIFIER, [message])
         except ModelUnavailable as exc:
             report.degrade(self.service_name, "faq_retrieval", str(exc))
             return "unknown", 0.0
-        report.model_name = INTENT_MODEL
+        if not result.labels:
+            report.degrade(self.service_name, "faq_retrieval", f"{INTENT_CLASSIFIER} answered without a label")
+            return "unknown", 0.0
+        report.model_name = INTENT_CLASSIFIER
         report.model_version = int(getattr(result, "model_version", 0) or 0)
         probs = result.probs[0]
         return str(result.labels[0]), float(max(probs))

@@ -1,17 +1,19 @@
-"""Conversations and their turns, stored in Postgres."""
+"""Conversations and their turns, stored in Postgres.
+
+The assistant reads a conversation's status (handed off or not), never its earlier turns: each message is classified
+and answered on its own. Stored turns are the history GetConversation returns, to the user and to a human agent."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Engine, text
 
 from shared.core.errors import NotFound
-
-MAX_CONTEXT_TURNS = 20  # turns the assistant reads back; older ones stay stored but are not re-read
 
 
 @dataclass(frozen=True)
@@ -21,6 +23,18 @@ class Turn:
     intent: str
     confidence: float
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class NewTurn:
+    """One turn to store; a ``status`` also moves the conversation (e.g. to ``handoff``)."""
+
+    role: str
+    text: str
+    intent: str = ""
+    confidence: float = 0.0
+    metadata: dict[str, Any] = field(default_factory=dict)
+    status: str | None = None
 
 
 @dataclass(frozen=True)
@@ -64,16 +78,7 @@ class ConversationStore:
             raise NotFound("conversation_id", f"no conversation {conversation_id!r} for this user")
         return ConversationInfo(**row)
 
-    def append(
-        self,
-        conversation_id: str,
-        role: str,
-        body: str,
-        intent: str = "",
-        confidence: float = 0.0,
-        metadata: dict | None = None,
-        status: str | None = None,
-    ) -> None:
+    def append(self, conversation_id: str, turn: NewTurn) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 text("""
@@ -82,11 +87,11 @@ class ConversationStore:
             """),
                 {
                     "c": conversation_id,
-                    "r": role,
-                    "t": body,
-                    "i": intent or None,
-                    "conf": confidence,
-                    "m": json.dumps(metadata or {}),
+                    "r": turn.role,
+                    "t": turn.text,
+                    "i": turn.intent or None,
+                    "conf": turn.confidence,
+                    "m": json.dumps(turn.metadata),
                 },
             )
             conn.execute(
@@ -95,10 +100,11 @@ class ConversationStore:
                     handoff = handoff or coalesce(:s, status) = 'handoff'
                 where conversation_id = :c
             """),
-                {"c": conversation_id, "s": status},
+                {"c": conversation_id, "s": turn.status},
             )
 
-    def turns(self, conversation_id: str, limit: int = MAX_CONTEXT_TURNS) -> list[Turn]:
+    def turns(self, conversation_id: str, limit: int) -> list[Turn]:
+        """The last ``limit`` turns of a conversation, oldest first."""
         with self.engine.connect() as conn:
             rows = (
                 conn.execute(

@@ -4,17 +4,41 @@ recs_ranker on Triton, business rules, diversity, and popular items to always fi
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Protocol
 
-from services.recs.recs_store import ProductRow, RecsStore
+import numpy as np
+
+from services.recs.recs_store import ProductRow
 from services.serving import ServingReport, model_probs
 from shared.core.errors import ModelUnavailable, NotFound
-from shared.core.text_features import ranker_text
+from shared.core.model_catalog import RECS_RANKER, TEXT_ENCODER
+from shared.core.text_features import MAX_HISTORY_TITLES, ranker_text
 from shared.inference.client import InferenceClient
 
-RANKER = "recs_ranker"
 RRF_K = 60  # reciprocal-rank-fusion constant (Cormack et al.): damps the head of each list
 RETRIEVE_PER_SOURCE = 60
 MAX_RANKED = 64  # one Triton batch per request
+
+
+class RecsData(Protocol):
+    """The retrieval sources and lookups the recommender reads; ``services.recs.recs_store.RecsStore`` is the
+    Postgres implementation. Scored lists come best first."""
+
+    def user_exists(self, user_id: str) -> bool: ...
+
+    def products(self, ids: list[str]) -> dict[str, ProductRow]: ...
+
+    def user_history(self, user_id: str) -> tuple[list[str], set[str]]: ...
+
+    def similar_to_products(self, product_ids: list[str], limit: int) -> list[tuple[str, float]]: ...
+
+    def co_interacted(self, product_ids: list[str], exclude_user: str, limit: int) -> list[tuple[str, float]]: ...
+
+    def popular(self, limit: int, *, categories: list[str] | None = None) -> list[tuple[str, float]]: ...
+
+    def lexical_search(self, query: str, limit: int) -> list[tuple[str, float]]: ...
+
+    def nearest_to_vector(self, vector: np.ndarray, limit: int) -> list[tuple[str, float]]: ...
 
 
 @dataclass(frozen=True)
@@ -48,7 +72,7 @@ class _Candidate:
 
 
 class Recommender:
-    def __init__(self, store: RecsStore, triton: InferenceClient, service_name: str = "recs"):
+    def __init__(self, store: RecsData, triton: InferenceClient, service_name: str = "recs"):
         self.store = store
         self.triton = triton
         self.service_name = service_name
@@ -58,7 +82,7 @@ class Recommender:
         report = ServingReport()
         self._require_user("user_id", user_id)
         history, bought = self.store.user_history(user_id)
-        titles = self._titles(history[:5])
+        titles = self._titles(history[:MAX_HISTORY_TITLES])
         pool: dict[str, _Candidate] = {}
         if history:
             _merge(
@@ -133,7 +157,7 @@ class Recommender:
         )
         try:
             vector = self.triton.embed([query])[0]
-            report.model_name, report.model_version = "text_encoder", 0
+            report.model_name, report.model_version = TEXT_ENCODER, 0
             _merge(
                 pool,
                 "semantic",
@@ -187,9 +211,9 @@ class Recommender:
         head, tail = allowed[:MAX_RANKED], allowed[MAX_RANKED:]
         scores = [pool[p.product_id].fused for p in head]
         if use_model and head:
-            probs = model_probs(self.triton, RANKER, [ranker_text(history_titles, p) for p in head], report)
+            probs = model_probs(self.triton, RECS_RANKER, [ranker_text(history_titles, p) for p in head], report)
             if probs is None:
-                report.degrade(self.service_name, "retrieval_fusion", f"{RANKER} unavailable; ranked by fusion")
+                report.degrade(self.service_name, "retrieval_fusion", f"{RECS_RANKER} unavailable; ranked by fusion")
             else:
                 scores = [float(x) for x in probs]
         items = [ScoredItem(p, s, pool[p.product_id].source, pool[p.product_id].reasons) for p, s in zip(head, scores)]

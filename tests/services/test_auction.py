@@ -42,3 +42,29 @@ def test_rejects_zero_slots():
 
 def test_ecpm_micros():
     assert Bid("a", 2_000_000, 0.01).ecpm_micros == 20_000_000
+
+
+def test_price_is_capped_at_the_bid_on_an_ecpm_tie():
+    # Beating an equal eCPM would need one micro more than the bid itself: the ad pays its bid, never more.
+    first, _ = run_gsp([Bid("a", 1_000_000, 0.02), Bid("b", 1_000_000, 0.02)], max_slots=2).slots
+    assert first.bid.ad_id == "a"
+    assert first.price_micros == 1_000_000
+
+
+def test_reserve_floors_a_lower_second_price():
+    first, second = run_gsp([Bid("a", 1_000_000, 0.05), Bid("b", 600_000, 0.02)], 2, reserve_micros=500_000).slots
+    assert first.price_micros == 500_000  # the second price alone would be 240_001
+    assert second.price_micros == 500_000  # the last slot pays the reserve
+
+
+def test_below_reserve_bids_neither_win_nor_set_the_price():
+    # "cheap" has by far the best eCPM, but its bid is under the reserve: it is dropped before the auction.
+    result = run_gsp([Bid("a", 1_000_000, 0.05), Bid("cheap", 400_000, 0.9)], 2, reserve_micros=500_000)
+    assert [(s.bid.ad_id, s.price_micros) for s in result.slots] == [("a", 500_000)]
+    assert result.below_reserve == ["cheap"]
+
+
+def test_a_bid_equal_to_the_reserve_is_eligible():
+    result = run_gsp([Bid("a", 500_000, 0.05)], 1, reserve_micros=500_000)
+    assert [(s.bid.ad_id, s.price_micros) for s in result.slots] == [("a", 500_000)]
+    assert result.below_reserve == []

@@ -1,0 +1,235 @@
+"""In-memory fakes for the fast unit tests of the domain logic (tests/services/test_*_domain.py).
+
+Each fake implements a Protocol the domain depends on: ``InferenceClient`` (shared/inference/client.py), ``AdsData``
+(services/ads/ad_ranker.py), ``RecsData`` (services/recs/recommender.py), and ``ConversationLog``, ``CustomerOrders``,
+``FaqSearch`` (services/chat/assistant.py). They keep the contract their real counterparts document (orders scoped to
+the asking user, popular items padded with in-stock products) and nothing more; the real stores are covered by the
+real-parts tests."""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from services.ads.ads_store import AdRow, UserRow
+from services.chat.conversations import ConversationInfo, NewTurn
+from services.chat.tools import FaqHit, Order, named_order_ids
+from services.recs.recs_store import ProductRow
+from shared.core.errors import ModelUnavailable, NotFound
+from shared.core.model_catalog import EMBEDDING_DIM, TEXT_ENCODER
+from shared.inference.client import ClassifyResult
+
+SPARE_LABELS = 99  # the fixed intent's confidence stays the top probability down to 1 / (SPARE_LABELS + 1)
+
+
+class FakeInference:
+    """An ``InferenceClient`` whose answers the test sets.
+
+    ``scores[model](text)`` is the positive-class probability of a one-label model (ctr_model, recs_ranker);
+    ``intents[model](text)`` is the (label, confidence) of a labelled model (intent_classifier). A model named in
+    ``down`` raises ModelUnavailable, as the Triton client does when a model cannot answer; ``text_encoder`` in
+    ``down`` makes ``embed`` raise. ``calls`` records (model, number of texts) of every answered request."""
+
+    def __init__(
+        self,
+        scores: dict[str, Callable[[str], float]] | None = None,
+        intents: dict[str, Callable[[str], tuple[str, float]]] | None = None,
+        version: int = 3,
+    ):
+        self.scores = scores or {}
+        self.intents = intents or {}
+        self.version = version
+        self.down: set[str] = set()
+        self.calls: list[tuple[str, int]] = []
+
+    def _answerable(self, model: str) -> None:
+        if model in self.down:
+            raise ModelUnavailable(model, "switched off by the test")
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        self._answerable(TEXT_ENCODER)
+        self.calls.append((TEXT_ENCODER, len(texts)))
+        rows = [np.random.default_rng(zlib.crc32(t.encode())).standard_normal(EMBEDDING_DIM) for t in texts]
+        vectors = np.asarray(rows, dtype=np.float32).reshape(len(texts), EMBEDDING_DIM)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def classify(self, model: str, texts: list[str]) -> ClassifyResult:
+        self._answerable(model)
+        self.calls.append((model, len(texts)))
+        if model in self.intents:
+            answers = [self.intents[model](t) for t in texts]
+            # The fixed label gets the confidence; the rest is spread thinly so the fixed label stays the top one.
+            probs = np.array([[c] + [(1 - c) / SPARE_LABELS] * SPARE_LABELS for _, c in answers])
+            return ClassifyResult(np.log(probs), probs, [label for label, _ in answers], self.version)
+        if model in self.scores:
+            probs = np.array([[self.scores[model](t)] for t in texts])
+            return ClassifyResult(np.log(probs / (1 - probs)), probs, None, self.version)
+        raise ModelUnavailable(model, "the test set no answers for it")
+
+
+def _ranked(ids: list[str], limit: int) -> list[tuple[str, float]]:
+    """A source's answer: ids best first with falling scores (the domain reads the order, not the scores)."""
+    return [(pid, 1.0 / (i + 1)) for i, pid in enumerate(ids[:limit])]
+
+
+@dataclass
+class FakeAdsStore:
+    """``AdsData`` in memory. ``ads`` is the candidate list in the order the store would return it."""
+
+    users: dict[str, UserRow] = field(default_factory=dict)
+    ads: list[AdRow] = field(default_factory=list)
+    products: set[str] = field(default_factory=set)
+    recent: dict[str, list[str]] = field(default_factory=dict)  # user -> recent categories, newest first
+    impressions_today: dict[tuple[str, str], int] = field(default_factory=dict)  # (user, ad) -> count
+    spend_today: dict[str, int] = field(default_factory=dict)  # campaign -> micros
+    ctr_history: dict[str, float] = field(default_factory=dict)
+    candidate_queries: list[tuple[str, list[str], list[str], int]] = field(default_factory=list)
+
+    def get_user(self, user_id: str) -> UserRow | None:
+        return self.users.get(user_id)
+
+    def existing_product(self, product_id: str) -> bool:
+        return product_id in self.products
+
+    def user_recent_categories(self, user_id: str) -> list[str]:
+        return self.recent.get(user_id, [])
+
+    def candidate_ads(self, segment: str, categories: list[str], keywords: list[str], limit: int) -> list[AdRow]:
+        self.candidate_queries.append((segment, categories, keywords, limit))
+        return self.ads[:limit]
+
+    def ads_by_id(self, ad_ids: list[str]) -> dict[str, AdRow]:
+        return {ad.ad_id: ad for ad in self.ads if ad.ad_id in ad_ids}
+
+    def delivery_today(
+        self, user_id: str, ad_ids: list[str], campaign_ids: list[str]
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        impressions = {a: n for (u, a), n in self.impressions_today.items() if u == user_id and a in ad_ids}
+        return impressions, {c: s for c, s in self.spend_today.items() if c in campaign_ids}
+
+    def historical_ctr(self, ad_ids: list[str]) -> dict[str, float]:
+        return {a: ctr for a, ctr in self.ctr_history.items() if a in ad_ids}
+
+
+@dataclass
+class FakeRecsStore:
+    """``RecsData`` in memory. Each retrieval source answers its configured ids, best first, whatever it is asked;
+    ``popular`` pads ``trending`` with the rest of the in-stock catalogue by id, as the real store does."""
+
+    catalogue: dict[str, ProductRow] = field(default_factory=dict)
+    users: set[str] = field(default_factory=set)
+    history: dict[str, list[str]] = field(default_factory=dict)  # user -> product ids, newest first
+    bought: dict[str, set[str]] = field(default_factory=dict)
+    similar_text: list[str] = field(default_factory=list)
+    co_viewed: list[str] = field(default_factory=list)
+    trending: list[str] = field(default_factory=list)
+    lexical: dict[str, list[str]] = field(default_factory=dict)  # query -> ids
+    semantic: list[str] = field(default_factory=list)
+
+    def user_exists(self, user_id: str) -> bool:
+        return user_id in self.users
+
+    def products(self, ids: list[str]) -> dict[str, ProductRow]:
+        return {pid: self.catalogue[pid] for pid in ids if pid in self.catalogue}
+
+    def user_history(self, user_id: str) -> tuple[list[str], set[str]]:
+        return list(self.history.get(user_id, [])), set(self.bought.get(user_id, set()))
+
+    def similar_to_products(self, product_ids: list[str], limit: int) -> list[tuple[str, float]]:
+        return _ranked(self.similar_text, limit)
+
+    def co_interacted(self, product_ids: list[str], exclude_user: str, limit: int) -> list[tuple[str, float]]:
+        return _ranked(self.co_viewed, limit)
+
+    def popular(self, limit: int, *, categories: list[str] | None = None) -> list[tuple[str, float]]:
+        padding = sorted(pid for pid in self.catalogue if pid not in self.trending)
+        ids = [
+            pid
+            for pid in [*self.trending, *padding]
+            if self.catalogue[pid].in_stock and (not categories or self.catalogue[pid].category in categories)
+        ]
+        return _ranked(ids, limit)
+
+    def lexical_search(self, query: str, limit: int) -> list[tuple[str, float]]:
+        return _ranked(self.lexical.get(query, []), limit)
+
+    def nearest_to_vector(self, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
+        return _ranked(self.semantic, limit)
+
+
+@dataclass
+class LoggedTurn:
+    conversation_id: str
+    turn: NewTurn
+
+
+@dataclass
+class FakeConversations:
+    """``ConversationLog`` in memory; another user's conversation is not found, as in the real store."""
+
+    conversations: dict[str, ConversationInfo] = field(default_factory=dict)
+    turns: list[LoggedTurn] = field(default_factory=list)
+
+    def open(self, conversation_id: str | None, user_id: str) -> ConversationInfo:
+        if conversation_id is None:
+            conversation_id = f"conv-{len(self.conversations) + 1}"
+            now = datetime.now(UTC)
+            self.conversations[conversation_id] = ConversationInfo(conversation_id, user_id, "open", now, now)
+        conv = self.conversations.get(conversation_id)
+        if conv is None or conv.user_id != user_id:
+            raise NotFound("conversation_id", f"no conversation {conversation_id!r} for this user")
+        return conv
+
+    def append(self, conversation_id: str, turn: NewTurn) -> None:
+        self.turns.append(LoggedTurn(conversation_id, turn))
+        status = turn.status
+        if status:
+            conv = self.conversations[conversation_id]
+            self.conversations[conversation_id] = ConversationInfo(
+                conv.conversation_id, conv.user_id, status, conv.created_at, datetime.now(UTC)
+            )
+
+
+@dataclass
+class FakeOrders:
+    """``CustomerOrders`` in memory: ``orders`` maps order id -> (owner, order). Like the real OrderTools, every
+    lookup and change is scoped to the asking user. ``status_changes`` records every set_status the domain asks for,
+    whether or not it applied."""
+
+    orders: dict[str, tuple[str, Order]] = field(default_factory=dict)
+    status_changes: list[tuple[str, str, tuple[str, ...], str]] = field(default_factory=list)
+
+    def _own(self, user_id: str) -> list[Order]:
+        mine = [order for owner, order in self.orders.values() if owner == user_id]
+        return sorted(mine, key=lambda o: o.created_at, reverse=True)
+
+    def find_order(self, user_id: str, message: str) -> tuple[Order | None, str | None]:
+        named = [n.upper() for n in named_order_ids(message)]
+        mine = self._own(user_id)
+        if named:
+            found = [o for o in mine if o.order_id.upper() in named]
+            return (found[0], None) if found else (None, named_order_ids(message)[0])
+        return (mine[0] if mine else None), None
+
+    def set_status(self, user_id: str, order_id: str, from_statuses: tuple[str, ...], to_status: str) -> bool:
+        self.status_changes.append((user_id, order_id, from_statuses, to_status))
+        owner, order = self.orders.get(order_id, ("", None))
+        if order is None or owner != user_id or order.status not in from_statuses:
+            return False
+        self.orders[order_id] = (owner, Order(**{**order.__dict__, "status": to_status}))
+        return True
+
+
+@dataclass
+class FakeFaq:
+    """``FaqSearch`` in memory: ``hits[message]`` answers best first; ``note`` plays the lexical fallback's note."""
+
+    hits: dict[str, list[FaqHit]] = field(default_factory=dict)
+    note: str | None = None
+
+    def search(self, message: str) -> tuple[list[FaqHit], str | None]:
+        return list(self.hits.get(message, [])), self.note
