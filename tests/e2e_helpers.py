@@ -1,10 +1,47 @@
-"""Small lookups end-to-end tests use to pick real ids from the seeded shop, and error assertions."""
+"""Small lookups end-to-end tests use to pick real ids from the seeded shop, the phrases the chat tests send (and
+the check that the intent model is exact on them), and error assertions."""
 
 from __future__ import annotations
 
 import grpc
 import pytest
 from sqlalchemy import Engine, text
+
+# What the chat tests say, and the intent each must get: templates of the demo shop's intent examples
+# (shared/demo_shop/support.py TEMPLATES), "{order}" filled with a real order id. The platform fixture checks that its
+# intent model gives every one of them (with every order id of the shop) that intent at a confidence the assistant
+# acts on, so a test of what happens after an intent never depends on what a tiny model happens to guess.
+GREETING = "hello"
+ORDER_STATUS = "has my order shipped yet"
+ORDER_STATUS_OF = "what's the status of order {order}"
+RETURN_WITHOUT_ORDER = "i'd like to return an item"
+RETURN_OF = "start a return for {order}"
+CHAT_PHRASES = {
+    GREETING: "greeting",
+    ORDER_STATUS: "order_status",
+    ORDER_STATUS_OF: "order_status",
+    RETURN_WITHOUT_ORDER: "return_request",
+    RETURN_OF: "return_request",
+}
+
+
+def intent_mistakes(triton, engine: Engine, min_confidence: float) -> list[str]:
+    """Each CHAT_PHRASES text (with every order id of the shop) that the served intent_classifier does not give its
+    intent at ``min_confidence`` or more, as 'text: got label (confidence)'."""
+    with engine.connect() as conn:
+        order_ids = list(conn.execute(text("select order_id from orders order by order_id")).scalars())
+    expected = {
+        phrase.format(order=order_id): intent
+        for phrase, intent in CHAT_PHRASES.items()
+        for order_id in (order_ids if "{order}" in phrase else [""])
+    }
+    texts = list(expected)
+    result = triton.classify("intent_classifier", texts)
+    return [
+        f"{t!r}: got {label} ({max(probs):.2f}), want {expected[t]}"
+        for t, label, probs in zip(texts, result.labels, result.probs)
+        if label != expected[t] or max(probs) < min_confidence
+    ]
 
 
 def one(engine: Engine, sql: str, **params):

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
+import math
+import random
 import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import insert
 
+from shared.core.model_catalog import EMBEDDING_DIM
 from shared.core.settings import PROJECT_ROOT, Settings
 from shared.learning import datasets
 from shared.learning.finetune import PROFILES
 from shared.learning.registry import latest_version, read_meta, registry_rows
 from shared.store import schema as db
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -98,10 +99,10 @@ def test_ensure_models_trains_every_missing_model(tiny_shop_engine, tmp_path):
     from shared.learning.train import ensure_models
 
     messages: list[str] = []
-    made = ensure_models(tiny_shop_engine, settings, None, messages.append)
+    made = ensure_models(tiny_shop_engine, settings, messages.append)
     assert sorted(m.model_name for m in made) == ["ctr_model", "intent_classifier", "recs_ranker", "text_encoder"]
     assert all(m.version == 1 and latest_version(tmp_path, m.model_name) == 1 for m in made)
-    assert ensure_models(tiny_shop_engine, settings, None) == []  # nothing missing: nothing trained
+    assert ensure_models(tiny_shop_engine, settings) == []  # nothing missing: nothing trained
 
     ctr = read_meta(tmp_path, "ctr_model", 1)
     assert (
@@ -109,15 +110,94 @@ def test_ensure_models_trains_every_missing_model(tiny_shop_engine, tmp_path):
         and ctr["labels"] is None
         and ctr["max_length"] == PROFILES["tiny"].max_length
     )
-    assert 0.0 <= ctr["metrics"]["auc"] <= 1.0 and "true_p_auc" in ctr["metrics"]
+    # The tiny shop's CTR and ranker models learn next to nothing (eval AUC ~0.6 on 13 clicks, where one trained on
+    # shuffled labels scores about as well): whether the jobs learn is test_*_job_learns_*; here, that their
+    # metrics are of the eval set the registry records, beside the generator's own probabilities on it.
+    ctr_data = registry_rows(tiny_shop_engine, "ctr_model")[0]["dataset"]
+    ctr_metrics = ctr["metrics"]
+    assert ctr_metrics["eval_examples"] == ctr_data["eval_rows"] == PROFILES["tiny"].max_eval_examples
+    assert ctr_metrics["base_rate"] == pytest.approx(ctr_data["eval_clicks"] / ctr_data["eval_rows"])
+    assert ctr_metrics["true_p_auc"] > 0.6  # the eval set carries a click signal a model could find
+    assert ctr_metrics["auc_gap_to_true_p"] == pytest.approx(ctr_metrics["true_p_auc"] - ctr_metrics["auc"])
     intent = read_meta(tmp_path, "intent_classifier", 1)
     assert intent["labels"] == sorted(intent["labels"]) and len(intent["labels"]) >= 5
     assert intent["metrics"]["accuracy"] > 1.5 / len(intent["labels"])  # clearly better than chance
     ranker = read_meta(tmp_path, "recs_ranker", 1)
-    assert "ndcg@10_sampled100" in ranker["metrics"] and "popularity_ndcg@10_sampled100" in ranker["metrics"]
-    assert json.loads((tmp_path / "text_encoder" / "1" / "hf" / "config.json").read_text())["hidden_size"] == 384
+    assert ranker["metrics"]["ranking_users"] == PROFILES["tiny"].ranking_eval_users  # every held-out user ranked
+    assert ranker["metrics"]["popularity_hr@10_sampled100"] > 0  # the baseline ran on the same candidates
+    encoder_config = json.loads((tmp_path / "text_encoder" / "1" / "hf" / "config.json").read_text())
+    assert encoder_config["hidden_size"] == EMBEDDING_DIM  # the width the embeddings table stores
 
     row = registry_rows(tiny_shop_engine, "ctr_model")[0]
     assert row["status"] == "candidate" and row["params"]["profile"] == "tiny" and row["params"]["seed"] == 17
     assert row["params"]["config"]["mode"] == row["mode"] and row["dataset"]["train_rows"] > 0
     assert any("ctr_model: v1 published" in m for m in messages)
+
+
+SIGNAL_CATEGORIES = ("books", "outdoor", "kitchen", "toys", "garden", "audio", "beauty", "sports", "pets", "office")
+CLICKED_CATEGORIES = {"outdoor", "books"}  # ads of these get clicked 40% of the time, the others 2%
+NEXT_CATEGORY = "outdoor"  # after a first view anywhere, every shopper goes on to outdoor products
+
+
+@pytest.fixture
+def signal_shop_engine(data_engine):
+    """A shop whose clicks and next items follow something the models read, so a job that learns shows it in a few
+    steps: 60 shoppers who each view one product of some category, then five outdoor ones; 1,500 impressions of
+    ten category ads whose click probability depends on the ad's category (recorded as ``true_p_click``)."""
+    rng = random.Random(5)
+    users = [{"user_id": f"u{j:02d}", "segment": "tech", "country": "US"} for j in range(60)]
+    products = [
+        {"product_id": f"p-{c}-{i}", "title": f"{c} item {i}", "category": c, "price_micros": 1_000_000}
+        for c in SIGNAL_CATEGORIES
+        for i in range(12)
+    ]
+    ads = [
+        {"ad_id": f"a-{c}", "campaign_id": "c1", "title": f"{c} deals", "category": c, "bid_micros": 1}
+        for c in SIGNAL_CATEGORIES
+    ]
+    events: list[dict] = []
+    for j, user in enumerate(users):
+        first = f"p-{SIGNAL_CATEGORIES[j % len(SIGNAL_CATEGORIES)]}-{rng.randrange(12)}"
+        then = [f"p-{NEXT_CATEGORY}-{i}" for i in rng.sample(range(12), 5)]
+        for k, product_id in enumerate(dict.fromkeys([first, *then])):
+            events.append(_event(len(events), "view", k, user_id=user["user_id"], product_id=product_id))
+    for m in range(1_500):
+        user_id, category = rng.choice(users)["user_id"], rng.choice(SIGNAL_CATEGORIES)
+        p = 0.4 if category in CLICKED_CATEGORIES else 0.02
+        shown = dict(ad_id=f"a-{category}", impression_id=f"imp{m}", user_id=user_id)
+        properties = {"position": 1, "true_p_click": p}
+        events.append(
+            _event(len(events), "impression", 60 + m, placement_id="home_top", properties=properties, **shown)
+        )
+        if rng.random() < p:
+            events.append(_event(len(events), "click", 60 + m + 0.1, **shown))
+    with data_engine.begin() as conn:
+        conn.execute(insert(db.User), users)
+        conn.execute(insert(db.Product), products)
+        conn.execute(insert(db.Campaign), [{"campaign_id": "c1", "advertiser": "x", "name": "x"}])
+        conn.execute(insert(db.Ad), ads)
+        conn.execute(insert(db.Event), events)
+    return data_engine
+
+
+def test_ctr_job_learns_a_click_signal_it_can_see(signal_shop_engine, tmp_path):
+    from shared.learning.train import train_one
+
+    settings = Settings(database_url="unused://", model_repository=tmp_path, train_profile="tiny")
+    metrics = train_one(signal_shop_engine, settings, "ctr_model").metrics
+    # chance is 0.5; on this eval set the generator's own probabilities reach ~0.89 and the tiny job ~0.84 (0.82-0.84
+    # over training seeds; 0.45-0.62 when trained on shuffled labels)
+    assert metrics["auc"] > 0.5 + 0.2, metrics
+    assert metrics["auc_gap_to_true_p"] < 0.1, metrics
+
+
+def test_ranker_job_learns_a_relevance_signal_it_can_see(signal_shop_engine, tmp_path):
+    from shared.learning.train import train_one
+
+    settings = Settings(database_url="unused://", model_repository=tmp_path, train_profile="tiny")
+    metrics = train_one(signal_shop_engine, settings, "recs_ranker").metrics
+    n = 100  # candidates per held-out user: the next item among 99 unseen ones
+    random_ndcg = sum(1 / math.log2(rank + 1) for rank in range(1, 11)) / n  # a random order of them, expected
+    assert metrics["ranking_users"] == PROFILES["tiny"].ranking_eval_users
+    assert metrics[f"ndcg@10_sampled{n}"] > random_ndcg + 0.2, metrics
+    assert metrics[f"hr@10_sampled{n}"] >= 0.5, metrics  # random: 0.1; the tiny job: 1.0 (0.0 on shuffled labels)

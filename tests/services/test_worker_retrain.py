@@ -16,8 +16,6 @@ from shared.core.settings import PROJECT_ROOT, Settings
 from shared.learning.registry import deploy, registry_rows
 from tests.conftest import REDIS_URL, free_port
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 
 @pytest.fixture
 def retrain_setup(new_database, tmp_path):
@@ -87,11 +85,15 @@ def test_retrain_task_publishes_and_serves_a_new_version(retrain_setup):
     from services.worker.celery_app import make_celery
 
     settings, engine, client, queue = retrain_setup
+    v1_metrics = registry_rows(engine, "ctr_model")[0]["metrics"]
     app = make_celery(settings)
     task_id = f"retrain-{uuid.uuid4().hex}"
     result = app.send_task("services.worker.tasks.retrain_ctr", task_id=task_id, queue=queue).get(timeout=300)
     assert result["status"] == "serving" and result["version"] == 2, result
-    assert 0.0 <= result["metrics"]["auc"] <= 1.0
+    # Same events, seed and profile as v1 (trained in this process): the worker's run reproduces v1's evaluation. On
+    # the tiny shop no AUC margin over chance is honest (13 eval clicks); test_train_jobs has the learning tests.
+    assert result["metrics"]["eval_examples"] == v1_metrics["eval_examples"]
+    assert result["metrics"]["auc"] == pytest.approx(v1_metrics["auc"], abs=1e-6), (result["metrics"], v1_metrics)
     assert client.ready_versions("ctr_model") == [2]
     assert client.classify("ctr_model", ["user segment tech | ad test"]).model_version == 2
     assert [(r["version"], r["status"]) for r in registry_rows(engine, "ctr_model")] == [(2, "serving"), (1, "retired")]
