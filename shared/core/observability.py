@@ -17,6 +17,9 @@ RPC_LATENCY = Histogram(
 )
 RPC_TOTAL = Counter("ecomai_rpc_total", "RPCs handled, by gRPC status code", ["service", "method", "code"])
 DEGRADED_TOTAL = Counter("ecomai_degraded_total", "Responses answered (partly) by a fallback", ["service", "fallback"])
+CLICK_CHARGES_TOTAL = Counter(
+    "ecomai_click_charges_total", "Click events by charge outcome (charged, repeated, unpriced)", ["outcome"]
+)
 MODEL_LATENCY = Histogram(
     "ecomai_model_call_seconds",
     "Latency of one Triton inference call as seen by its client (shared/inference/triton_client.py)",

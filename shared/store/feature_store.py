@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
+from shared.store.ad_charges import charge_clicks
 from shared.store.event_rules import check_event, normalize
 from shared.store.records import (
     AdRecord,
@@ -48,7 +49,11 @@ class FeatureStore:
     # -- events ---------------------------------------------------------------------------------------
     def ingest_events(self, events: Sequence[EventIn], now: datetime | None = None) -> IngestResult:
         """Stores the valid events of a batch; an event_id already stored (or repeated in the batch) counts as a
-        duplicate and is not stored again. Invalid events are returned with the offending field."""
+        duplicate and is not stored again. Invalid events are returned with the offending field.
+
+        Each newly stored click charges its campaign the price recorded when the ad was served, in the same
+        transaction (``shared.store.ad_charges``): once per impression, capped by the budgets; a click on an
+        impression the platform never served charges nothing and is counted in ``result.charges.unpriced``."""
         if len(events) > MAX_BATCH:
             raise ValueError(f"at most {MAX_BATCH} events per batch, got {len(events)}")
         now = now or datetime.now(UTC)
@@ -92,6 +97,9 @@ class FeatureStore:
                 ).fetchall()
                 result.accepted = len(inserted)
                 result.duplicates += len(rows) - len(inserted)
+                stored = {event_id for (event_id,) in inserted}
+                clicks = [(r["event_id"], r["impression_id"]) for r in rows if r["type"] == "click"]
+                result.charges = charge_clicks(conn, [c for c in clicks if c[0] in stored], now)
         result.rejected.sort(key=lambda r: r.index)
         return result
 

@@ -36,10 +36,21 @@ class RejectedEvent:
 
 
 @dataclass
+class ChargeSummary:
+    """What the click events of one batch cost (shared/store/ad_charges.py)."""
+
+    charged: int = 0  # impressions charged by this batch (their first click)
+    charged_micros: int = 0  # what those charges cost, after the budget caps
+    repeated: int = 0  # clicks on an impression already charged: free
+    unpriced: int = 0  # clicks on an impression the platform never served: free
+
+
+@dataclass
 class IngestResult:
     accepted: int = 0
     duplicates: int = 0
     rejected: list[RejectedEvent] = field(default_factory=list)
+    charges: ChargeSummary = field(default_factory=ChargeSummary)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ migrations in ``shared/store/migrations`` must match these models (a test autoge
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pgvector.sqlalchemy import Vector
@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Date,
     DateTime,
     Float,
     ForeignKey,
@@ -100,6 +101,7 @@ class Campaign(Base):
     name: Mapped[str] = mapped_column(Text)
     daily_budget_micros: Mapped[int | None] = mapped_column(BigInteger)
     total_budget_micros: Mapped[int | None] = mapped_column(BigInteger)
+    # lifetime spend: what the shop imported plus every click charge (shared/store/ad_charges.py)
     spent_micros: Mapped[int] = mapped_column(BigInteger, server_default="0")
     start_at: Mapped[datetime | None]
     end_at: Mapped[datetime | None]
@@ -124,6 +126,40 @@ class Ad(Base):
     bid_micros: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(Text, server_default="active")
     frequency_cap_per_day: Mapped[int | None] = mapped_column(Integer)
+
+
+class ServedImpression(Base):
+    """An ad a RankAds response served and the GSP price a click on it costs; one insert per request. No foreign
+    keys, like events: serving must not wait on them, and a charge finds its campaign through ``campaign_id``."""
+
+    __tablename__ = "served_impressions"
+    impression_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    ad_id: Mapped[str] = mapped_column(Text)
+    campaign_id: Mapped[str] = mapped_column(Text)
+    user_id: Mapped[str | None] = mapped_column(Text)  # None: served to an anonymous shopper
+    price_micros: Mapped[int] = mapped_column(BigInteger)
+    served_at: Mapped[datetime] = _now()
+
+
+class AdCharge(Base):
+    """What a click on a served impression cost its campaign; the key makes every later click on it free."""
+
+    __tablename__ = "ad_charges"
+    impression_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    campaign_id: Mapped[str] = mapped_column(Text)
+    click_event_id: Mapped[str] = mapped_column(Text)
+    price_micros: Mapped[int] = mapped_column(BigInteger)  # the GSP price recorded when the ad was served
+    charged_micros: Mapped[int] = mapped_column(BigInteger)  # that price capped by what was left of the budgets
+    charged_at: Mapped[datetime] = _now()
+
+
+class CampaignDailySpend(Base):
+    """Spend of a campaign per UTC day (the daily budget and pacing read today's row)."""
+
+    __tablename__ = "campaign_daily_spend"
+    campaign_id: Mapped[str] = mapped_column(ForeignKey("campaigns.campaign_id", ondelete="CASCADE"), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    spent_micros: Mapped[int] = mapped_column(BigInteger, server_default="0")
 
 
 class Order(Base):
