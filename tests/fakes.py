@@ -15,13 +15,14 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from services.ads.ads_store import AdRow, UserRow
+from services.ads.ads_store import AdRow, ServedAd, UserRow
+from services.ads.ctr_inputs import CtrInputs
 from services.chat.conversations import ConversationInfo, NewTurn
 from services.chat.tools import FaqHit, Order, named_order_ids
 from services.recs.recs_store import ProductRow
 from shared.core.errors import ModelUnavailable, NotFound
 from shared.core.model_catalog import EMBEDDING_DIM, TEXT_ENCODER
-from shared.inference.client import ClassifyResult
+from shared.inference.client import ClassifyResult, InferResult
 
 SPARE_LABELS = 99  # the fixed intent's confidence stays the top probability down to 1 / (SPARE_LABELS + 1)
 
@@ -30,7 +31,8 @@ class FakeInference:
     """An ``InferenceClient`` whose answers the test sets.
 
     ``scores[model](text)`` is the positive-class probability of a one-label model (ctr_model, recs_ranker);
-    ``intents[model](text)`` is the (label, confidence) of a labelled model (intent_classifier). A model named in
+    ``intents[model](text)`` is the (label, confidence) of a labelled model (intent_classifier);
+    ``tensors[model](inputs)`` answers a tensor model (ctr_model) with its outputs by name. A model named in
     ``down`` raises ModelUnavailable, as the Triton client does when a model cannot answer; ``text_encoder`` in
     ``down`` makes ``embed`` raise. ``calls`` records (model, number of texts) of every answered request."""
 
@@ -39,9 +41,11 @@ class FakeInference:
         scores: dict[str, Callable[[str], float]] | None = None,
         intents: dict[str, Callable[[str], tuple[str, float]]] | None = None,
         version: int = 3,
+        tensors: dict[str, Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]] | None = None,
     ):
         self.scores = scores or {}
         self.intents = intents or {}
+        self.tensors = tensors or {}
         self.version = version
         self.down: set[str] = set()
         self.calls: list[tuple[str, int]] = []
@@ -70,6 +74,14 @@ class FakeInference:
             return ClassifyResult(np.log(probs / (1 - probs)), probs, None, self.version)
         raise ModelUnavailable(model, "the test set no answers for it")
 
+    def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> InferResult:
+        self._answerable(model)
+        if model not in self.tensors:
+            raise ModelUnavailable(model, "the test set no answers for it")
+        self.calls.append((model, len(next(iter(inputs.values())))))
+        answers = self.tensors[model](inputs)
+        return InferResult({name: answers[name] for name in outputs}, self.version)
+
 
 def _ranked(ids: list[str], limit: int) -> list[tuple[str, float]]:
     """A source's answer: ids best first with falling scores (the domain reads the order, not the scores)."""
@@ -78,7 +90,9 @@ def _ranked(ids: list[str], limit: int) -> list[tuple[str, float]]:
 
 @dataclass
 class FakeAdsStore:
-    """``AdsData`` in memory. ``ads`` is the candidate list in the order the store would return it."""
+    """``AdsData`` in memory. ``ads`` is the candidate list in the order the store would return it; ``spent_micros``
+    of each ad row is its campaign's total spend, ``spend_today`` what the campaign was charged today. ``served``
+    collects what ``record_served`` was given, one list per call."""
 
     users: dict[str, UserRow] = field(default_factory=dict)
     ads: list[AdRow] = field(default_factory=list)
@@ -88,6 +102,8 @@ class FakeAdsStore:
     spend_today: dict[str, int] = field(default_factory=dict)  # campaign -> micros
     ctr_history: dict[str, float] = field(default_factory=dict)
     candidate_queries: list[tuple[str, list[str], list[str], int]] = field(default_factory=list)
+    served: list[list[ServedAd]] = field(default_factory=list)
+    ctr_reads: list[tuple[str, list[str]]] = field(default_factory=list)  # (user, ad ids) of each ctr_inputs read
 
     def get_user(self, user_id: str) -> UserRow | None:
         return self.users.get(user_id)
@@ -113,6 +129,14 @@ class FakeAdsStore:
 
     def historical_ctr(self, ad_ids: list[str]) -> dict[str, float]:
         return {a: ctr for a, ctr in self.ctr_history.items() if a in ad_ids}
+
+    def record_served(self, served: list[ServedAd]) -> None:
+        self.served.append(list(served))
+
+    def ctr_inputs(self, user_id: str, ad_ids: list[str]) -> CtrInputs:
+        """No counters or embeddings: the ranker falls back to what the ad rows say."""
+        self.ctr_reads.append((user_id, list(ad_ids)))
+        return CtrInputs()
 
 
 @dataclass

@@ -1,5 +1,6 @@
-"""Ad ranking: candidates by targeting, budget/pacing/frequency filters, pCTR from the fine-tuned ctr_model,
-eCPM ranking and GSP pricing. Plain domain code: no gRPC here."""
+"""Ad ranking: candidates by targeting, budget/pacing/frequency filters, pCTR from the ctr_model (one Triton call
+for every candidate, with the features each model field explains), eCPM ranking and GSP pricing. Plain domain
+code: no gRPC here."""
 
 from __future__ import annotations
 
@@ -10,17 +11,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from services.ads.ads_store import AdRow, UserRow
+import numpy as np
+
+from services.ads.ads_store import AdRow, ServedAd, UserRow
 from services.ads.auction import Bid, run_gsp
-from services.serving import ServingReport, model_probs
-from shared.core.errors import NotFound
-from shared.core.model_catalog import CTR_MODEL
-from shared.core.text_features import ctr_text
+from services.ads.ctr_inputs import CtrInputs
+from services.ads.ctr_reasons import model_reasons
+from services.serving import ServingReport
+from shared.core.errors import ModelUnavailable, NotFound
+from shared.core.model_catalog import CTR_MODEL, EMBEDDING_DIM
 from shared.inference.client import InferenceClient
+from shared.learning.ctr_features import CONTRIB_FIELDS, AdCounters, AdFacts, UserProfile, build_batch
 
 PRIOR_CTR = 0.02  # used when neither the model nor a historical CTR is available
-MAX_CANDIDATES = 48  # bounded model work per request: one Triton batch
+MAX_CANDIDATES = 200  # bounded model work per request: one Triton request (ctr_model's max_batch_size is 256)
 PACING_SLACK = 0.1  # a campaign may run this fraction of its daily budget ahead of an even pace
+# A shopper the store does not know (or who sent no id): served on context alone, no segment, no history.
+ANONYMOUS = UserRow(user_id="", segment="", country="")
 
 
 class AdsData(Protocol):
@@ -41,6 +48,10 @@ class AdsData(Protocol):
     ) -> tuple[dict[str, int], dict[str, int]]: ...
 
     def historical_ctr(self, ad_ids: list[str]) -> dict[str, float]: ...
+
+    def ctr_inputs(self, user_id: str, ad_ids: list[str]) -> CtrInputs: ...
+
+    def record_served(self, served: list[ServedAd]) -> None: ...
 
 
 def _utc_now() -> datetime:
@@ -94,8 +105,8 @@ class AdRanker:
 
     def rank(self, req: AdRequest) -> RankedAds:
         report = ServingReport()
-        user = self._user(req.user_id)
-        recent = self.store.user_recent_categories(user.user_id)
+        user = self._user(req.user_id, report)
+        recent = self.store.user_recent_categories(user.user_id) if user.user_id else []
         if req.product_id and not self.store.existing_product(req.product_id):
             raise NotFound("context.product_id", f"unknown product {req.product_id!r}")
         if req.candidate_ad_ids:
@@ -106,7 +117,7 @@ class AdRanker:
             keywords = sorted(set(re.findall(r"[a-z0-9]+", req.query.lower())))
             candidates = self.store.candidate_ads(user.segment, categories, keywords, MAX_CANDIDATES)
         kept, filtered = self._filter(user, candidates)
-        pctrs = self._pctr(user, kept, req, recent, report)
+        pctrs, explained = self._pctr(user, kept, req, report)
         result = run_gsp(
             [Bid(ad.ad_id, ad.bid_micros, p) for ad, p in zip(kept, pctrs)], req.max_ads, req.reserve_micros
         )
@@ -122,43 +133,59 @@ class AdRanker:
                 ecpm_micros=slot.bid.ecpm_micros,
                 price_micros=slot.price_micros,
                 impression_id=f"imp-{token}-{slot.position}",
-                reasons=_reasons(by_id[slot.bid.ad_id], req, recent, user, report),
+                reasons=_reasons(by_id[slot.bid.ad_id], req, recent, user, report, explained.get(slot.bid.ad_id, [])),
             )
             for slot in result.slots
         ]
+        # Recorded before the response leaves: a click is charged the price stored here, and nothing without it.
+        self.store.record_served(
+            [
+                ServedAd(r.impression_id, r.ad.ad_id, r.ad.campaign_id, user.user_id or None, r.price_micros)
+                for r in ranked
+            ]
+        )
         return RankedAds(ranked, len(candidates), filtered, report)
 
     def predict(self, req: AdRequest) -> tuple[list[tuple[str, float]], ServingReport]:
         report = ServingReport()
-        user = self._user(req.user_id)
+        user = self._user(req.user_id, report)
         by_id = self.store.ads_by_id(req.candidate_ad_ids)
         for i, ad_id in enumerate(req.candidate_ad_ids):
             if ad_id not in by_id:
                 raise NotFound(f"ad_ids[{i}]", f"unknown ad {ad_id!r}")
         ads = [by_id[a] for a in req.candidate_ad_ids]
-        pctrs = self._pctr(user, ads, req, self.store.user_recent_categories(user.user_id), report)
+        pctrs, _ = self._pctr(user, ads, req, report)
         return [(ad.ad_id, p) for ad, p in zip(ads, pctrs)], report
 
-    def _user(self, user_id: str) -> UserRow:
-        user = self.store.get_user(user_id)
+    def _user(self, user_id: str, report: ServingReport) -> UserRow:
+        """The shopper, or ANONYMOUS for an empty or unknown id (a visitor who is not signed in, or whom the shop
+        has not imported yet): served on the request's context, which the notes say."""
+        user = self.store.get_user(user_id) if user_id else None
         if user is None:
-            raise NotFound("user_id", f"unknown user {user_id!r}")
+            report.notes.append("anonymous")
+            return ANONYMOUS
         return user
 
     def _filter(self, user: UserRow, ads: list[AdRow]) -> tuple[list[AdRow], dict[str, int]]:
-        """Drops ads whose campaign is out of budget or ahead of pace, or that hit the user's frequency cap."""
+        """Drops ads whose campaign is out of budget or ahead of pace, or that hit the user's frequency cap.
+
+        A campaign is out of budget when what is left of its total (``spent_micros``: every charge so far) or of
+        today's budget is less than the ad's bid: under GSP a click costs at most the bid, so one more click
+        could not be paid in full. (A click on an ad already shown is still charged, capped at what is left.)"""
         impressions, spend_today = self.store.delivery_today(
             user.user_id, [a.ad_id for a in ads], sorted({a.campaign_id for a in ads})
         )
+        if not user.user_id:  # an anonymous shopper has no frequency-cap history to read
+            impressions = {}
         now = self.now()
         day_fraction = (now.hour * 3600 + now.minute * 60 + now.second) / 86400
         kept: list[AdRow] = []
         filtered: dict[str, int] = {}
         for ad in ads:
             spent = spend_today.get(ad.campaign_id, 0)
-            if ad.total_budget_micros is not None and ad.spent_micros + spent >= ad.total_budget_micros:
+            if ad.total_budget_micros is not None and ad.total_budget_micros - ad.spent_micros < ad.bid_micros:
                 reason = "BUDGET_EXHAUSTED"
-            elif ad.daily_budget_micros is not None and spent >= ad.daily_budget_micros:
+            elif ad.daily_budget_micros is not None and ad.daily_budget_micros - spent < ad.bid_micros:
                 reason = "DAILY_BUDGET_EXHAUSTED"
             elif ad.daily_budget_micros and spent > ad.daily_budget_micros * (day_fraction + PACING_SLACK):
                 reason = "PACING"
@@ -171,20 +198,47 @@ class AdRanker:
         return kept, filtered
 
     def _pctr(
-        self, user: UserRow, ads: list[AdRow], req: AdRequest, recent: list[str], report: ServingReport
-    ) -> list[float]:
-        texts = [ctr_text(user, ad, req.placement_id, req.position, recent) for ad in ads]
-        probs = model_probs(self.triton, CTR_MODEL, texts, report)
-        if probs is not None:
-            return [float(p) for p in probs]
-        history = self.store.historical_ctr([a.ad_id for a in ads])
-        fallback = "historical_ctr" if history else "prior_ctr"
-        report.degrade(self.service_name, fallback, f"{CTR_MODEL} unavailable; pCTR from {fallback}")
-        return [float(history.get(ad.ad_id, PRIOR_CTR)) for ad in ads]
+        self, user: UserRow, ads: list[AdRow], req: AdRequest, report: ServingReport
+    ) -> tuple[list[float], dict[str, list[tuple[str, str]]]]:
+        """pCTR of every ad from ONE ctr_model call over features read in ONE round trip, with the model's reasons
+        per ad (the fields that moved its pCTR most); historical CTR (or the prior) when the model can't answer."""
+        if not ads:
+            return [], {}
+        inputs = self.store.ctr_inputs(user.user_id, [a.ad_id for a in ads])
+        profile = UserProfile(
+            user.user_id, user.segment, user.country, inputs.profile.interactions, inputs.profile.by_category,
+            inputs.profile.by_brand, inputs.profile.last_at,
+        )  # fmt: skip
+        no_text = np.zeros(EMBEDDING_DIM, dtype=np.float32)
+        rows = [inputs.ads.get(ad.ad_id) or (_facts(ad), AdCounters(), no_text) for ad in ads]
+        batch = build_batch(profile, inputs.user_vector, rows, req.placement_id, req.position, self.now())
+        try:
+            result = self.triton.infer(CTR_MODEL, batch.as_inputs(), ["PROB", "CONTRIB"])
+        except ModelUnavailable as exc:
+            report.notes.append(str(exc))
+            history = self.store.historical_ctr([a.ad_id for a in ads])
+            fallback = "historical_ctr" if history else "prior_ctr"
+            report.degrade(self.service_name, fallback, f"{CTR_MODEL} unavailable; pCTR from {fallback}")
+            return [float(history.get(ad.ad_id, PRIOR_CTR)) for ad in ads], {}
+        report.model_name, report.model_version = CTR_MODEL, result.model_version
+        probs = result.outputs["PROB"].reshape(len(ads))
+        contrib = result.outputs["CONTRIB"].reshape(len(ads), len(CONTRIB_FIELDS))
+        explained = {ad.ad_id: model_reasons(row.tolist(), CONTRIB_FIELDS) for ad, row in zip(ads, contrib)}
+        return [float(p) for p in probs], explained
+
+
+def _facts(ad: AdRow) -> AdFacts:
+    """An ad the feature read did not return (deleted meanwhile): what the ranker knows of it, no counters."""
+    return AdFacts(ad.ad_id, ad.campaign_id, "", ad.category, ad.title, tuple(ad.target_segments))
 
 
 def _reasons(
-    ad: AdRow, req: AdRequest, recent: list[str], user: UserRow, report: ServingReport
+    ad: AdRow,
+    req: AdRequest,
+    recent: list[str],
+    user: UserRow,
+    report: ServingReport,
+    from_model: list[tuple[str, str]],
 ) -> list[tuple[str, str]]:
     reasons = []
     if req.page_category and ad.category == req.page_category:
@@ -197,6 +251,7 @@ def _reasons(
         reasons.append(("TARGET_KEYWORD", "query matches " + ", ".join(matched)))
     if ad.target_segments and user.segment in ad.target_segments:
         reasons.append(("TARGET_SEGMENT", f"targets segment {user.segment}"))
+    reasons.extend(from_model)
     source = f"{CTR_MODEL} v{report.model_version}" if not report.degraded else report.fallback
     reasons.append(("RANKED_BY_ECPM", f"bid x pCTR ({source})"))
     return reasons

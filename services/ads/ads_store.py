@@ -1,4 +1,5 @@
-"""Reads the ad ranker needs from the feature store, each a single round trip."""
+"""Reads the ad ranker needs from the feature store, each a single round trip, and its one write: the ads a
+response served, with the price a click on each will cost."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, bindparam, text
 
+from services.ads.ctr_inputs import CtrInputs, read_ctr_inputs
 from shared.core.text_features import MAX_RECENT_CATEGORIES
 from shared.store.schema import INTERACTION_TYPES, sql_list
 
@@ -33,6 +35,17 @@ class UserRow:
     user_id: str
     segment: str
     country: str
+
+
+@dataclass(frozen=True)
+class ServedAd:
+    """An ad a response served and the price a click on it will cost (``shared.store.ad_charges`` charges it)."""
+
+    impression_id: str
+    ad_id: str
+    campaign_id: str
+    user_id: str | None  # None: an anonymous shopper
+    price_micros: int
 
 
 _AD_COLUMNS = """
@@ -122,9 +135,10 @@ class AdsStore:
         return {r["ad_id"]: _ad_row(r) for r in rows}
 
     def delivery_today(self, user_id: str, ad_ids: list[str], campaign_ids: list[str]) -> tuple[dict, dict]:
-        """(impressions of each ad to this user today, estimated spend of each campaign today).
+        """(impressions of each ad to this user today, what each campaign was charged today), days in UTC.
 
-        Spend is estimated as clicks x bid (an upper bound of the GSP price actually charged)."""
+        The spend is the sum of the click charges (``campaign_daily_spend``, kept by ``shared.store.ad_charges``):
+        the GSP prices actually charged, capped by the budgets."""
         start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         imps = text("""
             select ad_id, count(*) from events
@@ -132,20 +146,39 @@ class AdsStore:
             group by ad_id
         """).bindparams(bindparam("ads", expanding=True))
         spend = text("""
-            select a.campaign_id, sum(a.bid_micros) from events e
-            join events i on i.impression_id = e.impression_id and i.type = 'impression'
-            join ads a on a.ad_id = i.ad_id
-            where e.type = 'click' and e.occurred_at >= :start and a.campaign_id in :camps
-            group by a.campaign_id
-        """).bindparams(bindparam("camps", expanding=True))
+            select campaign_id, spent_micros from campaign_daily_spend
+            where day = :day and campaign_id = any(:camps)
+        """)
         with self.engine.connect() as conn:
             per_ad: dict[str, int] = dict(
                 conn.execute(imps, {"u": user_id, "start": start, "ads": ad_ids or [""]}).all()
             )
-            per_campaign: dict[str, int] = dict(
-                conn.execute(spend, {"start": start, "camps": campaign_ids or [""]}).all()
-            )
+            per_campaign: dict[str, int] = dict(conn.execute(spend, {"day": start.date(), "camps": campaign_ids}).all())
         return per_ad, {k: int(v) for k, v in per_campaign.items()}
+
+    def record_served(self, served: list[ServedAd]) -> None:
+        """Stores the served ads of one response with their prices, in one insert: a click can only be charged
+        what was recorded here."""
+        if not served:
+            return
+        query = text("""
+            insert into served_impressions (impression_id, ad_id, campaign_id, user_id, price_micros)
+            select * from unnest(cast(:imps as text[]), cast(:ads as text[]), cast(:camps as text[]),
+                                 cast(:users as text[]), cast(:prices as bigint[]))
+        """)
+        columns = {
+            "imps": [s.impression_id for s in served],
+            "ads": [s.ad_id for s in served],
+            "camps": [s.campaign_id for s in served],
+            "users": [s.user_id for s in served],
+            "prices": [s.price_micros for s in served],
+        }
+        with self.engine.begin() as conn:
+            conn.execute(query, columns)
+
+    def ctr_inputs(self, user_id: str, ad_ids: list[str]) -> CtrInputs:
+        """The CTR model's counters and embeddings for the user and the candidate ads, in one round trip."""
+        return read_ctr_inputs(self.engine, user_id, ad_ids)
 
     def historical_ctr(self, ad_ids: list[str]) -> dict[str, float]:
         """Materialized ad CTR features (feature 'ctr_30d'); ads without one are absent."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from protos.ads.v1 import ads_pb2, ads_pb2_grpc
 from services import protomap
 from services.ads.ad_ranker import AdRanker, AdRequest
-from services.validation import bounded_int, bounded_text, id_list, optional_id, require_id
+from services.validation import bounded_int, bounded_text, id_list, optional_id
 
 MAX_QUERY = 512
 
@@ -24,7 +24,7 @@ class AdServicer(ads_pb2_grpc.AdServiceServicer):
 
     def RankAds(self, request: ads_pb2.RankAdsRequest, context) -> ads_pb2.RankAdsResponse:
         req = AdRequest(
-            user_id=require_id("user_id", request.user_id),
+            user_id=optional_id("user_id", request.user_id) or "",  # empty: an anonymous shopper
             placement_id=bounded_text("placement_id", request.placement_id, 64),
             max_ads=bounded_int("max_ads", request.max_ads, 1, 20),
             candidate_ad_ids=id_list("candidate_ad_ids", request.candidate_ad_ids, 500),
@@ -57,7 +57,7 @@ class AdServicer(ads_pb2_grpc.AdServiceServicer):
 
     def PredictCtr(self, request: ads_pb2.PredictCtrRequest, context) -> ads_pb2.PredictCtrResponse:
         req = AdRequest(
-            user_id=require_id("user_id", request.user_id),
+            user_id=optional_id("user_id", request.user_id) or "",  # empty: an anonymous shopper
             placement_id=bounded_text("placement_id", request.placement_id, 64),
             max_ads=1,
             candidate_ad_ids=id_list("ad_ids", request.ad_ids, 200, required=True),

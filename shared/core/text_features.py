@@ -20,13 +20,6 @@ MAX_KEYWORDS = 8
 
 
 # Read-only views (properties), so frozen dataclasses and plain rows both satisfy them.
-class UserView(Protocol):
-    @property
-    def segment(self) -> str: ...
-    @property
-    def country(self) -> str: ...
-
-
 class AdView(Protocol):
     @property
     def title(self) -> str: ...
@@ -41,12 +34,6 @@ class ProductView(Protocol):
     def title(self) -> str: ...
     @property
     def category(self) -> str: ...
-
-
-@dataclass(frozen=True)
-class User:
-    segment: str = ""
-    country: str = ""
 
 
 @dataclass(frozen=True)
@@ -82,23 +69,6 @@ def price_bucket(price_micros: int | None) -> str:
     return "premium price"
 
 
-def ctr_text(user: UserView, ad: AdView, placement: str, position: int, recent_categories: Sequence[str]) -> str:
-    """What the CTR model reads for one (user, ad, slot) impression. ``recent_categories`` must be the user's
-    categories known at the time of the impression (point-in-time), most recent first."""
-    recent = [_clean(c) for c in recent_categories if c][:MAX_RECENT_CATEGORIES]
-    keywords = [_clean(k) for k in (ad.keywords or [])][:MAX_KEYWORDS]
-    targets = [_clean(t) for t in (getattr(ad, "target_segments", None) or [])]
-    # Most telling parts first: the models truncate at max_length tokens, and what is cut must be the least useful.
-    return (
-        f"ad {_clean(ad.title)} category {_clean(ad.category) or 'none'}"
-        f" | slot {_clean(placement) or 'unknown'} position {int(position)}"
-        f" | user segment {_clean(user.segment) or 'unknown'} country {_clean(user.country) or 'unknown'}"
-        f" recent {', '.join(recent) if recent else 'none'}"
-        f" | targets {', '.join(targets) if targets else 'everyone'}"
-        f" keywords {', '.join(keywords) if keywords else 'none'}"
-    )
-
-
 def _product_phrase(product: ProductView) -> str:
     brand = _clean(getattr(product, "brand", ""))
     return (
@@ -120,6 +90,14 @@ def product_text(product: ProductView) -> str:
     description = _clean(getattr(product, "description", ""))
     text = _product_phrase(product)
     return f"{text}. {description}" if description else text
+
+
+def ad_text(ad: AdView, body: str = "") -> str:
+    """Ad text for the text encoder (the CTR model's AD_TEXT input, via the embeddings table)."""
+    keywords = [_clean(k) for k in ad.keywords if k][:MAX_KEYWORDS]
+    text = f"{_clean(ad.title)} category {_clean(ad.category) or 'none'}"
+    text += f" keywords {', '.join(keywords)}" if keywords else ""
+    return f"{text}. {_clean(body)}" if _clean(body) else text
 
 
 def faq_text(question: str, answer: str) -> str:

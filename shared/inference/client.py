@@ -21,6 +21,12 @@ class ClassifyResult:
     model_version: int  # the version that answered
 
 
+@dataclass(frozen=True)
+class InferResult:
+    outputs: dict[str, np.ndarray]  # output name -> [n, ...] array
+    model_version: int  # the version that answered
+
+
 class InferenceClient(Protocol):
     def embed(self, texts: list[str]) -> np.ndarray:
         """[n, EMBEDDING_DIM] float32, L2-normalised, from the text encoder."""
@@ -28,6 +34,11 @@ class InferenceClient(Protocol):
 
     def classify(self, model: str, texts: list[str]) -> ClassifyResult:
         """Scores texts with a sequence classifier (LABEL comes back for the intent classifier)."""
+        ...
+
+    def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> InferResult:
+        """Runs a tensor model (e.g. ctr_model: CAT, NUM, AD_TEXT, USER_TEXT -> PROB, CONTRIB) on n rows;
+        every input is [n, ...] and every output comes back [n, ...], whatever the model's max batch size."""
         ...
 
 

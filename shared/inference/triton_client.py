@@ -18,9 +18,11 @@ from tritonclient.utils import InferenceServerException
 from shared.core.errors import ModelUnavailable
 from shared.core.model_catalog import EMBEDDING_DIM, INTENT_CLASSIFIER, TEXT_ENCODER
 from shared.core.observability import MODEL_LATENCY
-from shared.inference.client import ClassifyResult
+from shared.inference.client import ClassifyResult, InferResult
 
-MAX_BATCH = 64  # max_batch_size in triton_models/*/config.pbtxt
+MAX_BATCH = 64  # max_batch_size of the text models in triton_models/*/config.pbtxt
+TENSOR_MAX_BATCH = 256  # max_batch_size of the tensor models (ctr_model)
+_TRITON_DTYPES = {np.dtype(np.int64): "INT64", np.dtype(np.float32): "FP32", np.dtype(np.int32): "INT32"}
 
 
 class TritonClient:  # implements shared.inference.client.ModelControl
@@ -59,11 +61,14 @@ class TritonClient:  # implements shared.inference.client.ModelControl
         data = np.array([t.encode("utf-8") for t in texts], dtype=np.object_).reshape(-1, 1)
         tensor = grpcclient.InferInput("TEXT", list(data.shape), "BYTES")
         tensor.set_data_from_numpy(data)
+        return self._send(model, [tensor], outputs)
+
+    def _send(self, model: str, tensors: list, outputs: list[str]):
         started = time.perf_counter()
         try:
             return self._client.infer(
                 model,
-                [tensor],
+                tensors,
                 outputs=[grpcclient.InferRequestedOutput(o) for o in outputs],
                 client_timeout=self.timeout_s,
             )
@@ -116,6 +121,27 @@ class TritonClient:  # implements shared.inference.client.ModelControl
         if not texts:
             return ClassifyResult(np.zeros((0, 0), np.float32), np.zeros((0, 0), np.float32), labels, version)
         return ClassifyResult(np.concatenate(logits), np.concatenate(probs), labels, version)
+
+    def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> InferResult:
+        """Runs a tensor model on n rows in requests of at most TENSOR_MAX_BATCH rows (one request for up to 256
+        candidates); ``model_version`` is the version that answered the last request."""
+        n = len(next(iter(inputs.values()))) if inputs else 0
+        parts: dict[str, list[np.ndarray]] = {name: [] for name in outputs}
+        version = 0
+        for start in range(0, n, TENSOR_MAX_BATCH):
+            tensors = []
+            for name, array in inputs.items():
+                chunk = np.ascontiguousarray(array[start : start + TENSOR_MAX_BATCH])
+                tensor = grpcclient.InferInput(name, list(chunk.shape), _TRITON_DTYPES[chunk.dtype])
+                tensor.set_data_from_numpy(chunk)
+                tensors.append(tensor)
+            result = self._send(model, tensors, outputs)
+            for name in outputs:
+                parts[name].append(self._output(model, result, name))
+            version = int(result.get_response().model_version or 0)
+        if n == 0:
+            return InferResult({name: np.zeros((0,), np.float32) for name in outputs}, version)
+        return InferResult({name: np.concatenate(chunks) for name, chunks in parts.items()}, version)
 
     # -- server and model control ----------------------------------------------------------------
     def is_ready(self) -> bool:

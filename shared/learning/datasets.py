@@ -1,7 +1,6 @@
 """Training sets from the feature store, point-in-time correct: every example sees only what was known before it.
 
-- CTR: one example per impression event, label = a click event carries its impression_id; the user's recent
-  categories come only from view/cart/purchase events strictly before the impression. Split by time.
+- CTR: shared/learning/ctr_dataset.py (features of impressions, swept in time order).
 - Ranker: (history before t -> the next product interacted with) positives plus sampled negatives; users are split
   so the ranking evaluation runs on users the model never trained on.
 - Intents: intent_examples, stratified held-out split.
@@ -19,15 +18,7 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from shared.core.text_features import (
-    MAX_HISTORY_TITLES,
-    MAX_RECENT_CATEGORIES,
-    Ad,
-    Product,
-    User,
-    ctr_text,
-    ranker_text,
-)
+from shared.core.text_features import MAX_HISTORY_TITLES, Product, ranker_text
 from shared.store.schema import INTERACTION_TYPES, sql_list
 
 
@@ -36,7 +27,6 @@ class LabelledSet:
     train: list[tuple[str, int]]
     eval: list[tuple[str, int]]
     info: dict[str, Any] = field(default_factory=dict)  # row counts, time ranges: goes into the registry
-    eval_true_probs: list[float] | None = None  # CTR: the generator's true click probability, when known
 
 
 def _iso(ts: datetime | None) -> str | None:
@@ -87,71 +77,6 @@ def _products(engine: Engine) -> dict[str, Product]:
         " price_micros, coalesce(description,'') as description from products",
     )
     return {r.pop("product_id"): Product(**r) for r in rows}
-
-
-def ctr_dataset(
-    engine: Engine, max_train: int, max_eval: int, eval_fraction: float = 0.2, seed: int = 0
-) -> LabelledSet:
-    impressions = _rows(
-        engine,
-        """
-        select e.impression_id, e.user_id, e.ad_id, coalesce(e.placement_id, '') as placement_id, e.occurred_at,
-               coalesce((e.properties->>'position')::int, 1) as position,
-               (e.properties->>'true_p_click')::float as true_p,
-               exists(select 1 from events c where c.type = 'click' and c.impression_id = e.impression_id) as clicked
-        from events e
-        where e.type = 'impression' and e.impression_id is not null and e.user_id is not null and e.ad_id is not null
-        order by e.occurred_at, e.id""",
-    )
-    if len(impressions) < 20:
-        raise ValueError(f"need at least 20 impression events to train the CTR model, found {len(impressions)}")
-    users = {
-        r.pop("user_id"): User(**r)
-        for r in _rows(
-            engine, "select user_id, coalesce(segment,'') as segment, coalesce(country,'') as country from users"
-        )
-    }
-    ads = {
-        r.pop("ad_id"): Ad(r["title"], r["category"], tuple(r["keywords"] or ()), tuple(r["target_segments"] or ()))
-        for r in _rows(
-            engine, "select ad_id, title, coalesce(category,'') as category, keywords, target_segments from ads"
-        )
-    }
-    category_of = {pid: p.category for pid, p in _products(engine).items()}
-    timelines = UserTimelines(engine)
-    known = [r for r in impressions if r["ad_id"] in ads]
-    split = int(len(known) * (1 - eval_fraction))
-    train_rows, eval_rows = known[:split][-max_train:], known[split:]
-    if len(eval_rows) > max_eval:
-        eval_rows = sorted(random.Random(seed).sample(eval_rows, max_eval), key=lambda r: r["occurred_at"])
-
-    def example(r: dict) -> tuple[str, int]:
-        recent = recent_distinct(
-            [category_of.get(p, "") for p in timelines.before(r["user_id"], r["occurred_at"])], MAX_RECENT_CATEGORIES
-        )
-        user = users.get(r["user_id"], User())
-        return ctr_text(user, ads[r["ad_id"]], r["placement_id"], r["position"], recent), int(r["clicked"])
-
-    true_probs = [r["true_p"] for r in eval_rows]
-    info = {
-        "source": "events: impression + click by impression_id",
-        "split": "by time",
-        "impressions": len(impressions),
-        "clicks": sum(r["clicked"] for r in impressions),
-        "dropped_unknown_ad": len(impressions) - len(known),
-        "train_rows": len(train_rows),
-        "eval_rows": len(eval_rows),
-        "train_clicks": sum(r["clicked"] for r in train_rows),
-        "eval_clicks": sum(r["clicked"] for r in eval_rows),
-        "train_time_range": [_iso(train_rows[0]["occurred_at"]), _iso(train_rows[-1]["occurred_at"])],
-        "eval_time_range": [_iso(eval_rows[0]["occurred_at"]), _iso(eval_rows[-1]["occurred_at"])],
-    }
-    return LabelledSet(
-        [example(r) for r in train_rows],
-        [example(r) for r in eval_rows],
-        info,
-        true_probs if all(p is not None for p in true_probs) else None,
-    )
 
 
 @dataclass

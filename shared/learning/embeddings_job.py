@@ -1,4 +1,4 @@
-"""Embedding refresh: product and FAQ texts through the text_encoder on Triton into the ``embeddings`` table.
+"""Embedding refresh: product, ad and FAQ texts through the text_encoder on Triton into the ``embeddings`` table.
 
 Upserts on (entity_type, entity_id, model_name), stamps the encoder version that answered, and deletes the
 embeddings of entities that no longer exist, so running it twice is harmless.
@@ -13,16 +13,25 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.dialects.postgresql import insert
 
 from shared.core.model_catalog import TEXT_ENCODER
-from shared.core.text_features import Product, faq_text, product_text
+from shared.core.text_features import Ad, Product, ad_text, faq_text, product_text
 from shared.inference.client import ModelControl
 from shared.store.schema import Embedding, ModelVersion
 
 log = logging.getLogger(__name__)
-ENTITY_TYPES = ("product", "faq")
+ENTITY_TYPES = ("product", "faq", "ad")  # "ad": the CTR model's AD_TEXT input
 
 
-def _texts(engine: Engine, entity_type: str) -> list[tuple[str, str]]:
+def entity_texts(engine: Engine, entity_type: str) -> list[tuple[str, str]]:
+    """(entity id, the text the encoder embeds) of every product, FAQ entry or ad; training embeds the same."""
     with engine.connect() as conn:
+        if entity_type == "ad":
+            ads = conn.execute(
+                text(
+                    "select ad_id, title, coalesce(body,'') as body, coalesce(category,'') as category,"
+                    " coalesce(keywords,'[]'::jsonb) as keywords from ads order by ad_id"
+                )
+            ).mappings()
+            return [(r["ad_id"], ad_text(Ad(r["title"], r["category"], tuple(r["keywords"])), r["body"])) for r in ads]
         if entity_type == "product":
             rows = (
                 conn.execute(
@@ -77,7 +86,8 @@ def _current(engine: Engine, entity_type: str, version: int) -> set[str]:
 def refresh_embeddings(
     engine: Engine, client: ModelControl, entity_type: str = "product", batch: int = 64, missing_only: bool = False
 ) -> int:
-    """Embeds every product (product_text) or FAQ entry (question + answer); returns the number written.
+    """Embeds every product (product_text), FAQ entry (question + answer) or ad (ad_text); returns the number
+    written.
     ``missing_only`` skips entities that already have an embedding from the serving encoder version (a restart);
     the scheduled refresh re-embeds everything, which also picks up edited texts.
     Raises ModelUnavailable when the text encoder can't answer (nothing half-done is left: each batch commits
@@ -86,7 +96,7 @@ def refresh_embeddings(
         raise ValueError(f"entity_type must be one of {ENTITY_TYPES}, got {entity_type!r}")
     if batch < 1:
         raise ValueError(f"batch must be >= 1, got {batch}")
-    items = _texts(engine, entity_type)
+    items = entity_texts(engine, entity_type)
     version = encoder_version(engine, client)
     current = _current(engine, entity_type, version) if missing_only else set()
     written = 0

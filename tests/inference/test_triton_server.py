@@ -44,13 +44,14 @@ def local_mean_pooled(texts: list[str], max_length: int = 64) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def triton(tmp_path_factory):
-    """A server with text_encoder v1, ctr_model v1 (1 label, identity calibration) and intent_classifier v1
+    """A server with text_encoder v1, recs_ranker v1 (1 label, identity calibration) and intent_classifier v1
     (3 labels) loaded. Yields (settings, server, client, timings)."""
     home = tmp_path_factory.mktemp("triton")
     repo = model_repository_with_configs(home / "models")
     classifiers = home / "hf"
     publish_version(repo, "text_encoder", 1, backbone_path())
-    publish_version(repo, "ctr_model", 1, save_classifier(classifiers / "binary", 1), calibration={"a": 1.0, "b": 0.0})
+    binary = save_classifier(classifiers / "binary", 1)
+    publish_version(repo, "recs_ranker", 1, binary, calibration={"a": 1.0, "b": 0.0})
     publish_version(
         repo, "intent_classifier", 1, save_classifier(classifiers / "intents", len(INTENTS)), labels=INTENTS
     )
@@ -63,7 +64,7 @@ def triton(tmp_path_factory):
             list(
                 pool.map(
                     lambda m: client.load_model(m, instance_kind=settings.triton_instance_kind),
-                    ("text_encoder", "ctr_model", "intent_classifier"),
+                    ("text_encoder", "recs_ranker", "intent_classifier"),
                 )
             )
         timings["load_3_models_s"] = time.perf_counter() - started - timings["server_ready_s"]
@@ -74,10 +75,10 @@ def triton(tmp_path_factory):
 def test_server_and_models_ready(triton):
     settings, server, client, _ = triton
     assert server.is_ready() and client.is_ready()
-    for model in ("text_encoder", "ctr_model", "intent_classifier"):
+    for model in ("text_encoder", "recs_ranker", "intent_classifier"):
         assert client.is_model_ready(model)
         assert client.ready_versions(model) == [1]
-    assert not client.is_model_ready("recs_ranker")  # explicit mode: nothing loads by itself
+    assert not client.is_model_ready("ctr_model")  # explicit mode: nothing loads by itself
     assert server.log_path.is_relative_to(settings.home.resolve())
 
 
@@ -100,7 +101,7 @@ def test_embeddings_equal_local_mean_pooling(triton):
 
 def test_binary_classifier_gives_calibrated_probabilities(triton):
     _, _, client, _ = triton
-    result = client.classify("ctr_model", TEXTS)
+    result = client.classify("recs_ranker", TEXTS)
     assert result.logits.shape == (len(TEXTS), 1) and result.probs.shape == (len(TEXTS), 1)
     assert np.all((result.probs > 0) & (result.probs < 1))
     np.testing.assert_allclose(result.probs, 1 / (1 + np.exp(-result.logits)), atol=1e-6)  # a=1, b=0
@@ -126,12 +127,12 @@ def test_concurrent_callers_share_one_client(triton):
 def test_publishing_v2_switches_only_on_load(triton):
     settings, _, client, _ = triton
     repo = settings.model_repository
-    before = client.classify("ctr_model", TEXTS[:2])
-    publish_version(repo, "ctr_model", 2, repo / "ctr_model" / "1" / "hf", calibration={"a": 1.0, "b": 5.0})
-    assert client.ready_versions("ctr_model") == [1]  # a new folder changes nothing until load_model
-    client.load_model("ctr_model", instance_kind="KIND_CPU")
-    assert client.ready_versions("ctr_model") == [2]
-    after = client.classify("ctr_model", TEXTS[:2])
+    before = client.classify("recs_ranker", TEXTS[:2])
+    publish_version(repo, "recs_ranker", 2, repo / "recs_ranker" / "1" / "hf", calibration={"a": 1.0, "b": 5.0})
+    assert client.ready_versions("recs_ranker") == [1]  # a new folder changes nothing until load_model
+    client.load_model("recs_ranker", instance_kind="KIND_CPU")
+    assert client.ready_versions("recs_ranker") == [2]
+    after = client.classify("recs_ranker", TEXTS[:2])
     assert after.model_version == 2
     np.testing.assert_allclose(after.logits, before.logits, atol=1e-5)
     assert np.all(after.probs > before.probs)  # b = 5 shifts every probability up
@@ -144,8 +145,8 @@ def test_deadline_and_missing_model_raise_model_unavailable(triton):
         impatient.embed(["x " * 60] * 64)
     patient = TritonClient(settings.triton_grpc_url, timeout_s=5)
     with pytest.raises(ModelUnavailable) as info:
-        patient.classify("recs_ranker", ["never loaded"])
-    assert info.value.model == "recs_ranker"
+        patient.classify("ctr_model", ["never loaded"])
+    assert info.value.model == "ctr_model"
 
 
 def test_stopped_server_gives_model_unavailable(tmp_path):

@@ -14,7 +14,7 @@ from shared.core.errors import ModelUnavailable
 from shared.learning.registry import PublishedVersion, deploy, latest_version, publish_version, registry_rows
 from tests.fixtures_infra import model_repository_with_configs, running_triton, save_classifier, triton_settings
 
-MODEL = "ctr_model"
+MODEL = "recs_ranker"  # a binary text classifier (ctr_model is tabular: tests/inference/test_ctr_serving.py)
 TEXTS = ["user segment tech | ad wireless earbuds", "user segment home | ad garden hose"]
 
 

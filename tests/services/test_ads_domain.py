@@ -1,17 +1,21 @@
-"""AdRanker decisions with in-memory fakes: budget, pacing and frequency filters, eCPM order and GSP prices,
-targeting requests, unknown ids, and the fallback pCTR when the CTR model is down. No Postgres, no Triton."""
+"""AdRanker decisions with in-memory fakes: budget, pacing and frequency filters, eCPM order and GSP prices, the
+served ads recorded with their prices, targeting requests, anonymous shoppers, unknown ids, and the fallback pCTR
+when the CTR model is down. No Postgres, no Triton."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import numpy as np
 import pytest
 
 from services.ads.ad_ranker import MAX_CANDIDATES, PRIOR_CTR, AdRanker, AdRequest
-from services.ads.ads_store import AdRow, UserRow
+from services.ads.ads_store import AdRow, ServedAd, UserRow
+from services.ads.ctr_reasons import model_reasons
 from shared.core.errors import NotFound
 from shared.core.model_catalog import CTR_MODEL
+from shared.learning.ctr_features import CAT_FIELDS, CONTRIB_FIELDS, hashed
 from tests.fakes import FakeAdsStore, FakeInference
 
 NOON = datetime(2025, 3, 14, 12, 0, 0, tzinfo=UTC)
@@ -25,15 +29,25 @@ def make_ad(ad_id: str, campaign_id: str = "camp-ok", bid_micros: int = 1_000_00
     return replace(base, **fields)
 
 
-def pctr_by_ad(pctrs: dict[str, float], default: float = 0.01):
-    """A CTR model that scores each ad by its id (ctr_text starts with "ad <title> category ...")."""
-    return lambda text: pctrs.get(text.removeprefix("ad ").split(" category ")[0], default)
+def pctr_by_ad(pctrs: dict[str, float], default: float = 0.01, contrib: dict[str, float] | None = None):
+    """A CTR model that scores each ad by its id (read back from the ad field's bucket in CAT) and gives every ad
+    the per-field contributions ``contrib`` (zero for fields not named)."""
+    by_bucket = {hashed("ad", ad_id): p for ad_id, p in pctrs.items()}
+    ad_column = CAT_FIELDS.index("ad")
+    row = np.array([(contrib or {}).get(name, 0.0) for name in CONTRIB_FIELDS], dtype=np.float32)
+
+    def model(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        probs = [by_bucket.get(int(bucket), default) for bucket in inputs["CAT"][:, ad_column]]
+        n = len(probs)
+        return {"PROB": np.array(probs, dtype=np.float64).reshape(n, 1), "CONTRIB": np.tile(row, (n, 1))}
+
+    return model
 
 
 def ranker(
     store: FakeAdsStore, pctrs: dict[str, float] | None = None, now: datetime = NOON, ctr_model_down: bool = False
 ) -> AdRanker:
-    client = FakeInference(scores={CTR_MODEL: pctr_by_ad(pctrs or {})})
+    client = FakeInference(tensors={CTR_MODEL: pctr_by_ad(pctrs or {})})
     if ctr_model_down:
         client.down.add(CTR_MODEL)
     return AdRanker(store, client, now=lambda: now)
@@ -46,20 +60,22 @@ def store_with(*ads: AdRow, **fields) -> FakeAdsStore:
 # -- filters -----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("spent_today, kept", [(999_999, True), (1_000_000, False)])
-def test_total_budget_exhausted_when_lifetime_plus_today_reaches_it(spent_today, kept):
-    ad = make_ad("ad-x", "camp-x", total_budget_micros=10_000_000, spent_micros=9_000_000)
-    store = store_with(ad, spend_today={"camp-x": spent_today})
+@pytest.mark.parametrize("spent_total, kept", [(9_000_000, True), (9_000_001, False)])
+def test_total_budget_exhausted_when_less_than_one_bid_is_left(spent_total, kept):
+    # spent_micros already holds today's charges: today's spend is not added again
+    ad = make_ad("ad-x", "camp-x", bid_micros=1_000_000, total_budget_micros=10_000_000, spent_micros=spent_total)
+    store = store_with(ad, spend_today={"camp-x": 5_000_000})
     result = ranker(store).rank(AdRequest("u1", "home_top", max_ads=10))
     assert sorted(a.ad.ad_id for a in result.ads) == (["ad-x", "control"] if kept else ["control"])
     assert result.filtered == ({} if kept else {"BUDGET_EXHAUSTED": 1})
     assert result.candidates_considered == 2
 
 
-@pytest.mark.parametrize("spent_today, kept", [(999_999, True), (1_000_000, False)])
-def test_daily_budget_exhausted_at_the_daily_budget(spent_today, kept):
+@pytest.mark.parametrize("spent_today, kept", [(700_000, True), (700_001, False)])
+def test_daily_budget_exhausted_when_less_than_one_bid_is_left_today(spent_today, kept):
     # Just before midnight pacing allows the whole daily budget, so only the daily cap can drop the ad.
-    store = store_with(make_ad("ad-x", "camp-x", daily_budget_micros=1_000_000), spend_today={"camp-x": spent_today})
+    ad = make_ad("ad-x", "camp-x", bid_micros=300_000, daily_budget_micros=1_000_000)
+    store = store_with(ad, spend_today={"camp-x": spent_today})
     result = ranker(store, now=LATE).rank(AdRequest("u1", "home_top", max_ads=10))
     assert sorted(a.ad.ad_id for a in result.ads) == (["ad-x", "control"] if kept else ["control"])
     assert result.filtered == ({} if kept else {"DAILY_BUDGET_EXHAUSTED": 1})
@@ -74,7 +90,9 @@ def test_daily_budget_exhausted_at_the_daily_budget(spent_today, kept):
     ],
 )
 def test_pacing_drops_a_campaign_ahead_of_an_even_pace_by_more_than_the_slack(now, spent_today, kept):
-    store = store_with(make_ad("ad-x", "camp-x", daily_budget_micros=1_000_000), spend_today={"camp-x": spent_today})
+    # a small bid: what is left of the daily budget covers a click, so only pacing can drop the ad
+    ad = make_ad("ad-x", "camp-x", bid_micros=100_000, daily_budget_micros=1_000_000)
+    store = store_with(ad, spend_today={"camp-x": spent_today})
     result = ranker(store, now=now).rank(AdRequest("u1", "home_top", max_ads=10))
     assert sorted(a.ad.ad_id for a in result.ads) == (["ad-x", "control"] if kept else ["control"])
     assert result.filtered == ({} if kept else {"PACING": 1})
@@ -90,13 +108,15 @@ def test_frequency_cap_counts_this_users_impressions_today(impressions, kept):
 
 def test_each_dropped_ad_is_counted_once_under_its_first_reason():
     store = store_with(
-        # over the lifetime budget AND the daily budget: counted as BUDGET_EXHAUSTED only
-        make_ad("total", "camp-total", total_budget_micros=500_000, daily_budget_micros=400_000),
-        make_ad("daily", "camp-daily", daily_budget_micros=400_000),
-        make_ad("paced", "camp-paced", daily_budget_micros=1_000_000),
+        # less than a bid (1.0) left of the total AND of today's budget: counted as BUDGET_EXHAUSTED only
+        make_ad(
+            "total", "camp-total", total_budget_micros=5_000_000, spent_micros=4_500_000, daily_budget_micros=400_000
+        ),
+        make_ad("daily", "camp-daily", daily_budget_micros=1_400_000),
+        make_ad("paced", "camp-paced", bid_micros=100_000, daily_budget_micros=1_000_000),
         make_ad("capped", frequency_cap_per_day=1),
         make_ad("capped-2", frequency_cap_per_day=1),
-        spend_today={"camp-total": 500_000, "camp-daily": 400_000, "camp-paced": 700_000},
+        spend_today={"camp-daily": 400_001, "camp-paced": 700_000},
         impressions_today={("u1", "capped"): 1, ("u1", "capped-2"): 5},
     )
     result = ranker(store).rank(AdRequest("u1", "home_top", max_ads=10))
@@ -185,13 +205,31 @@ def test_targeting_reasons_say_why_each_ad_matched():
 # -- unknown ids -------------------------------------------------------------------------------
 
 
-def test_unknown_user_is_not_found():
-    with pytest.raises(NotFound) as err:
-        ranker(three_ads_store()).rank(AdRequest("nobody", "home_top", max_ads=1))
-    assert err.value.field == "user_id"
-    with pytest.raises(NotFound) as err:
-        ranker(three_ads_store()).predict(AdRequest("nobody", "home_top", max_ads=1, candidate_ad_ids=["a"]))
-    assert err.value.field == "user_id"
+@pytest.mark.parametrize("user_id", ["nobody", ""])
+def test_unknown_or_missing_user_is_served_as_anonymous_on_context_alone(user_id):
+    store = store_with(make_ad("capped", frequency_cap_per_day=1))
+    store.recent[user_id] = ["bags"]  # were the id looked up, these would join the targeted categories
+    store.impressions_today[(user_id, "capped")] = 5  # ... and this would cap the ad
+    request = AdRequest(user_id, "search", max_ads=5, page_category="shoes", query="Trail shoes")
+    result = ranker(store).rank(request)
+    assert store.candidate_queries == [("", ["shoes"], ["shoes", "trail"], MAX_CANDIDATES)]  # no segment
+    assert sorted(a.ad.ad_id for a in result.ads) == ["capped", "control"] and result.filtered == {}
+    assert result.serving.notes == ["anonymous"]
+    assert [s.user_id for s in store.served[0]] == [None, None]
+    scores, report = ranker(store, {"capped": 0.03}).predict(
+        AdRequest(user_id, "home_top", 1, candidate_ad_ids=["capped"])
+    )
+    assert scores == [("capped", 0.03)] and report.notes == ["anonymous"]
+
+
+def test_served_ads_are_recorded_with_their_gsp_prices_in_one_call():
+    store = three_ads_store()
+    result = ranker(store, PCTRS).rank(AdRequest("u1", "home_top", max_ads=3))
+    assert store.served == [
+        [ServedAd(a.impression_id, a.ad.ad_id, "camp-ok", "u1", a.price_micros) for a in result.ads]
+    ]
+    assert [s.price_micros for s in store.served[0]] == [600_001, 1_000_001, 1]
+    assert result.serving.notes == []  # a known shopper is not anonymous
 
 
 def test_unknown_context_product_is_not_found():
@@ -234,3 +272,43 @@ def test_ctr_model_down_without_history_uses_the_prior():
     scores, report = ranker(three_ads_store(), PCTRS, ctr_model_down=True).predict(request)
     assert scores == [("a", PRIOR_CTR), ("b", PRIOR_CTR)]
     assert report.degraded and report.fallback == "prior_ctr"
+
+
+# -- the model's own reasons: the fields that moved the pCTR most ------------------------------
+
+
+def test_model_reasons_name_the_largest_contributions_and_skip_noise():
+    fields = ("ad_text", "position", "user_category_affinity", "brand")
+    reasons = model_reasons([0.3, -0.9, 0.04, 0.2], fields, limit=3)
+    assert reasons == [
+        ("MODEL_LOWERED", "the slot position lowered pCTR (position -0.90 logit)"),
+        ("MODEL_RAISED", "the ad's text raised pCTR (ad_text +0.30 logit)"),
+        ("MODEL_RAISED", "the ad's brand raised pCTR (brand +0.20 logit)"),
+    ]
+    assert model_reasons([0.04, -0.049, 0.0, 0.01], fields) == []  # below MIN_CONTRIBUTION: no reason at all
+    with pytest.raises(ValueError):
+        model_reasons([0.1], fields)
+
+
+def test_ranked_ads_carry_the_models_reasons_between_targeting_and_ranking():
+    contrib = {"user_category_affinity": 1.2, "segment_targeted": 0.5, "position": -0.1}
+    client = FakeInference(tensors={CTR_MODEL: pctr_by_ad(PCTRS, contrib=contrib)})
+    result = AdRanker(three_ads_store(), client, now=lambda: NOON).rank(AdRequest("u1", "home_top", max_ads=1))
+    assert result.ads[0].reasons == [
+        (
+            "MODEL_RAISED",
+            "the shopper's interest in the ad's category raised pCTR (user_category_affinity +1.20 logit)",
+        ),
+        ("MODEL_RAISED", "the ad targets the shopper's segment raised pCTR (segment_targeted +0.50 logit)"),
+        ("RANKED_BY_ECPM", "bid x pCTR (ctr_model v3)"),
+    ]
+
+
+def test_max_candidates_are_scored_with_one_feature_read_and_one_model_call():
+    ads = [make_ad(f"ad-{i:03d}") for i in range(MAX_CANDIDATES + 20)]
+    store = FakeAdsStore(users={"u1": USER}, ads=ads)
+    client = FakeInference(tensors={CTR_MODEL: pctr_by_ad({"ad-150": 0.5})})
+    result = AdRanker(store, client, now=lambda: NOON).rank(AdRequest("u1", "home_top", max_ads=1))
+    assert MAX_CANDIDATES == 200 and result.candidates_considered == 200
+    assert client.calls == [(CTR_MODEL, 200)] and len(store.ctr_reads) == 1 and len(store.ctr_reads[0][1]) == 200
+    assert result.ads[0].ad.ad_id == "ad-150"  # the model's pCTR ranks it first among equal bids
