@@ -36,6 +36,27 @@ def _migrate(args, settings: Settings) -> int:
     return 0
 
 
+def _db(args, settings: Settings) -> int:
+    """The database alone, migrated, until Ctrl-C: for `ecomai serve` and worker processes started by hand. While it
+    holds the embedded server, commands that attach to it (worker, import, train) leave it running when they exit."""
+    import shlex
+    import signal
+    import threading
+
+    from services.platform import database
+
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    with database(settings, keep_running=False) as url:
+        print(f"export ECOMAI_DATABASE_URL={shlex.quote(url)}", flush=True)
+        if settings.database_url:
+            return 0  # a configured server: nothing here to keep running
+        print("embedded Postgres ready; Ctrl-C stops it", flush=True)
+        stop.wait()
+    return 0
+
+
 def _seed(args, settings: Settings) -> int:
     from services.platform import database, seed_demo_shop
 
@@ -112,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("celery_args", nargs=argparse.REMAINDER, help="extra arguments passed to celery")
         p.set_defaults(fn=_worker, role=role)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=_migrate)
+    sub.add_parser(
+        "db",
+        help="start (or attach to) the embedded Postgres, migrate it, print its URL and keep it running until Ctrl-C",
+    ).set_defaults(fn=_db)
     seed = sub.add_parser("seed", help="generate and load the demo shop")
     seed.add_argument("--size", choices=["tiny", "small", "medium", "large"])
     seed.add_argument("--force", action="store_true", help="load even if a shop is already there")

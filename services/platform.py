@@ -1,14 +1,14 @@
 """`ecomai run`: the whole platform on one machine, on embedded defaults.
 
-Starts (or reuses) the database, seeds the demo shop, starts Triton, trains whatever model has no version yet,
-loads every model, refreshes embeddings and features, then starts the Celery worker and the three gRPC services
+Starts (or reuses) the database, seeds the demo shop into an empty one, starts Triton, trains whatever model has no
+version yet and the shop's data supports (saying which it skipped and why), loads every model that has a version,
+refreshes embeddings and features, then starts the Celery worker and the three gRPC services
 as child processes and prints where they listen. Ctrl-C stops everything, children first."""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,9 +19,10 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from sqlalchemy import Engine, text
 
 from shared.core.model_catalog import MODEL_NAMES
-from shared.core.settings import PROJECT_ROOT, Settings
+from shared.core.settings import Settings
 from shared.inference.client import ModelControl
 
 STARTED = time.perf_counter()
@@ -49,14 +50,25 @@ def database(settings: Settings, keep_running: bool = True) -> Iterator[str]:
             server.stop()
 
 
+def shop_counts(engine: Engine) -> dict[str, int]:
+    """Rows of the tables a shop brings (demo or imported; an ads-only import has no products)."""
+    tables = ("users", "products", "ads", "events")
+    with engine.connect() as conn:
+        counts = conn.execute(text("select " + ", ".join(f"(select count(*) from {t}) as {t}" for t in tables)))
+        return dict(counts.mappings().one())
+
+
 def seed_demo_shop(url: str, size: str, seed: int, force: bool = False) -> bool:
-    from shared.demo_shop import generate_shop, load_shop, shop_is_seeded
+    """Seeds the demo shop into a database that holds no shop yet (or always, with ``force``)."""
+    from shared.demo_shop import generate_shop, load_shop
     from shared.store.engine import make_engine
 
     engine = make_engine(url)
     try:
-        if shop_is_seeded(engine) and not force:
-            progress("demo shop already seeded")
+        counts = shop_counts(engine)
+        if any(counts.values()) and not force:
+            held = ", ".join(f"{n} {table}" for table, n in counts.items())
+            progress(f"the database already holds a shop ({held}): the demo shop was not seeded")
             return False
         progress(f"generating the {size} demo shop (seed {seed})")
         shop = generate_shop(size, seed)
@@ -67,10 +79,12 @@ def seed_demo_shop(url: str, size: str, seed: int, force: bool = False) -> bool:
         engine.dispose()
 
 
-def prepare_models(settings: Settings, url: str, triton_client: ModelControl) -> None:
-    """Trains every model that has no version, loads all into Triton, refreshes embeddings and features."""
+def prepare_models(settings: Settings, url: str, triton_client: ModelControl) -> dict[str, str]:
+    """Trains every model that has no version and that the shop's data supports, loads every model that has a
+    version into Triton, refreshes embeddings and features. Returns the models skipped, with the reason: the
+    services answer without them from their fallbacks (ServingInfo says degraded)."""
     from shared.learning.cleaning import clean_events
-    from shared.learning.embeddings_job import refresh_embeddings
+    from shared.learning.embeddings_job import ENTITY_TYPES, refresh_embeddings
     from shared.learning.feature_jobs import materialize_features
     from shared.learning.registry import deploy, latest_version
     from shared.learning.train import ensure_models
@@ -80,15 +94,18 @@ def prepare_models(settings: Settings, url: str, triton_client: ModelControl) ->
     try:
         report = clean_events(engine)
         progress(f"events cleaned: {report.rows_dropped} of {report.rows_in} quarantined")
-        made = ensure_models(engine, settings, progress)
-        if made:
-            progress("trained: " + ", ".join(f"{m.model_name} v{m.version}" for m in made))
+        ensured = ensure_models(engine, settings, progress)
+        if ensured.made:
+            progress("trained: " + ", ".join(f"{m.model_name} v{m.version}" for m in ensured.made))
+        for name, reason in ensured.skipped.items():
+            progress(f"not serving {name} (its service degrades to a fallback): {reason}")
         versions: dict[str, int] = {}
         for name in MODEL_NAMES:
             version = latest_version(settings.model_repository, name)
-            if version is None:  # ensure_models trains every missing model, so this is a broken repository
+            if version is not None:
+                versions[name] = version
+            elif name not in ensured.skipped:  # ensure_models trains or skips every missing model
                 raise RuntimeError(f"{name}: no version in {settings.model_repository} after training")
-            versions[name] = version
         progress("loading into Triton: " + ", ".join(f"{n} v{v}" for n, v in versions.items()))
         with ThreadPoolExecutor(len(versions)) as pool:  # each model loads in its own stub process
             loads = [
@@ -106,21 +123,21 @@ def prepare_models(settings: Settings, url: str, triton_client: ModelControl) ->
             for load in loads:
                 served = load.result()
                 progress(f"{served.model_name} v{served.version} serving")
-        for entity in ("product", "faq"):
+        for entity in ENTITY_TYPES:  # products, FAQ entries and ads (the CTR model reads ad embeddings)
             count = refresh_embeddings(engine, triton_client, entity, missing_only=True)
             progress(f"{count} {entity} embeddings computed (missing ones only)")
         progress(f"features materialized: {materialize_features(engine)}")
+        return ensured.skipped
     finally:
         engine.dispose()
 
 
 def ensure_repository_configs(repo: Path) -> None:
     """Copies the committed config.pbtxt of each model into ``repo`` where it has none (a fresh volume)."""
+    from shared.learning.registry import ensure_model_config
+
     for name in MODEL_NAMES:
-        target = repo / name / "config.pbtxt"
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(PROJECT_ROOT / "triton_models" / name / "config.pbtxt", target)
+        ensure_model_config(repo, name)
 
 
 def prepare_external(settings: Settings, demo: bool) -> int:
@@ -259,8 +276,9 @@ def _print_ready(settings: Settings, logs) -> None:
 
 
 def train_models(settings: Settings, model: str | None, profile: str | None) -> int:
-    """`ecomai train`: without --model, trains the missing models; with it, a new version of that model."""
-    from shared.learning.train import ensure_models, train_one
+    """`ecomai train`: without --model, trains the missing models the data supports; with it, a new version of that
+    model. Versions go into ``settings.model_repository`` with each model's config.pbtxt where it has none."""
+    from shared.learning.train import NotEnoughData, ensure_models, train_one
     from shared.store.engine import make_engine
 
     if profile:
@@ -268,9 +286,13 @@ def train_models(settings: Settings, model: str | None, profile: str | None) -> 
     with database(settings, keep_running=False) as url:
         engine = make_engine(url)
         if model:
-            made = [train_one(engine, settings, model, progress)]
+            try:
+                made = [train_one(engine, settings, model, progress)]
+            except NotEnoughData as exc:
+                progress(f"{model} not trained: {exc.reason}")
+                return 1
         else:
-            made = ensure_models(engine, settings, progress)
+            made = ensure_models(engine, settings, progress).made  # it reports the models it skipped
         for m in made:
             progress(f"{m.model_name} v{m.version} written to {m.path}")
     return 0

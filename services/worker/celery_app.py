@@ -37,6 +37,11 @@ BEAT_SCHEDULE = {
         "schedule": timedelta(hours=1),
         "args": ("faq",),
     },
+    "refresh-ad-embeddings-hourly": {  # the CTR model's AD_TEXT input
+        "task": f"{TASKS_MODULE}.refresh_embeddings",
+        "schedule": timedelta(hours=1),
+        "args": ("ad",),
+    },
     "materialize-features-hourly": {"task": f"{TASKS_MODULE}.materialize_features", "schedule": timedelta(hours=1)},
     "retrain-ctr-nightly": {"task": f"{TASKS_MODULE}.retrain_ctr", "schedule": crontab(hour=3, minute=0)},
 }

@@ -22,20 +22,46 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+import numpy as np
 from sqlalchemy import Engine, func, insert, select, text, update
 
 from shared.core.errors import FailedPrecondition, ModelUnavailable
-from shared.core.model_catalog import TEXT_ENCODER
+from shared.core.model_catalog import CTR_MODEL, EMBEDDING_DIM, TEXT_ENCODER
+from shared.core.settings import PROJECT_ROOT
 from shared.inference.client import ModelControl
 from shared.inference.triton_client import config_for_instance_kind
 from shared.store.schema import ModelVersion
 
 log = logging.getLogger(__name__)
-Backend = Literal["text_encoder", "sequence_classifier"]
-# the one Triton model.py of every version; it computes what the model's config.pbtxt outputs ask for
-MODEL_PY = Path(__file__).resolve().parents[1] / "inference" / "backend_model.py"
+Backend = Literal["text_encoder", "sequence_classifier", "tabular"]
+_INFERENCE = Path(__file__).resolve().parents[1] / "inference"
+# the Triton model.py copied into a version of each backend kind: transformers models read hf/ (and compute what
+# the config's outputs ask for), tabular models load a TorchScript module
+MODEL_PY: dict[str, Path] = {
+    "text_encoder": _INFERENCE / "backend_model.py",
+    "sequence_classifier": _INFERENCE / "backend_model.py",
+    "tabular": _INFERENCE / "tabular_backend.py",
+}
+COMMITTED_REPOSITORY = PROJECT_ROOT / "triton_models"  # holds the config.pbtxt of every model
 _ASIDE = re.compile(r"^\.(?:retired|failed)-(\d+)")
 WARMUP_TEXT = "warm up request"
+
+
+def _ctr_warmup() -> tuple[dict[str, np.ndarray], list[str]]:
+    """One all-empty impression: zero buckets, zero numbers, zero embeddings."""
+    from shared.learning.ctr_features import CAT_FIELDS, NUM_FIELDS
+
+    inputs: dict[str, np.ndarray] = {
+        "CAT": np.zeros((1, len(CAT_FIELDS)), dtype=np.int64),
+        "NUM": np.zeros((1, len(NUM_FIELDS)), dtype=np.float32),
+        "AD_TEXT": np.zeros((1, EMBEDDING_DIM), dtype=np.float32),
+        "USER_TEXT": np.zeros((1, EMBEDDING_DIM), dtype=np.float32),
+    }
+    return inputs, ["PROB", "CONTRIB"]
+
+
+# models served from tensors: the request deploy sends to warm one up and check which version answers
+TENSOR_WARMUP: dict[str, Callable[[], tuple[dict[str, np.ndarray], list[str]]]] = {CTR_MODEL: _ctr_warmup}
 
 
 @dataclass(frozen=True)
@@ -67,6 +93,23 @@ def latest_version(repo: Path, model_name: str) -> int | None:
 
 def read_meta(repo: Path, model_name: str, version: int) -> dict[str, Any]:
     return json.loads((Path(repo) / model_name / str(version) / "meta.json").read_text())
+
+
+def ensure_model_config(repo: Path, model_name: str) -> Path:
+    """``<repo>/<model>/config.pbtxt``, copied from the committed ``triton_models/`` when missing (a new or empty
+    repository: a volume, a test folder), so that a repository the registry published into is all Triton needs.
+    An existing config is kept as it is: a deployment may have tuned it."""
+    target = Path(repo).resolve() / model_name / "config.pbtxt"
+    if target.exists():
+        return target
+    source = COMMITTED_REPOSITORY / model_name / "config.pbtxt"
+    if not source.is_file():
+        raise FailedPrecondition(f"{model_name}: no committed config at {source}")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".config.pbtxt.tmp-{uuid.uuid4().hex}")
+    shutil.copyfile(source, tmp)
+    os.replace(tmp, target)  # a reader (Triton, a concurrent publisher) sees no config or a whole one
+    return target
 
 
 def _fsync_tree(root: Path) -> None:
@@ -119,8 +162,10 @@ def publish_version(
 ) -> PublishedVersion:
     """Writes a new version folder atomically and records it as a ``candidate`` in the registry.
 
-    ``build(folder)`` writes ``folder/hf`` and returns meta fields (labels, calibration, max_length, ...);
-    this function adds model.py and meta.json. On any failure no ``<N>/`` folder appears and the row is ``failed``."""
+    ``build(folder)`` writes ``folder/hf`` (a tabular model: its TorchScript file) and returns meta fields (labels,
+    calibration, max_length, ...); this function adds the backend's model.py and meta.json, and the model's
+    config.pbtxt where the repository has none. On any failure no ``<N>/`` folder appears and the row is
+    ``failed``."""
     if backend not in get_args(Backend):
         raise ValueError(f"backend must be one of {get_args(Backend)}, got {backend!r}")
     model_dir = Path(repo).resolve() / model_name
@@ -138,9 +183,9 @@ def publish_version(
     try:
         tmp.mkdir()
         meta = dict(build(tmp) or {})
-        if not (tmp / "hf").is_dir():
+        if backend != "tabular" and not (tmp / "hf").is_dir():
             raise FailedPrecondition(f"build for {model_name} wrote no hf/ folder")
-        shutil.copyfile(MODEL_PY, tmp / "model.py")
+        shutil.copyfile(MODEL_PY[backend], tmp / "model.py")
         meta.update(
             model_name=model_name,
             version=version,
@@ -155,6 +200,7 @@ def publish_version(
         meta.setdefault("max_length", 64)
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
         _fsync_tree(tmp)
+        ensure_model_config(model_dir.parent, model_name)  # before the version appears: it is loadable at once
         os.rename(tmp, final)  # atomic on one filesystem; fails if the folder exists
         _fsync_dir(model_dir)
     except BaseException as exc:
@@ -217,6 +263,11 @@ def _load(client: ModelControl, model_dir: Path, instance_kind: str) -> None:
 def _warm_up_and_verify(client: ModelControl, model_name: str, version: int) -> None:
     if model_name == TEXT_ENCODER:
         client.embed([WARMUP_TEXT])
+    elif model_name in TENSOR_WARMUP:
+        inputs, outputs = TENSOR_WARMUP[model_name]()
+        answered = client.infer(model_name, inputs, outputs)
+        if answered.model_version and answered.model_version != version:
+            raise ModelUnavailable(model_name, f"answered as v{answered.model_version}, expected v{version}")
     else:
         result = client.classify(model_name, [WARMUP_TEXT])
         if result.model_version and result.model_version != version:

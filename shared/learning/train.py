@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,9 +18,9 @@ from sqlalchemy import Engine
 from shared.core.errors import FailedPrecondition
 from shared.core.model_catalog import CTR_MODEL, INTENT_CLASSIFIER, MODEL_NAMES, RECS_RANKER, TEXT_ENCODER
 from shared.core.settings import Settings
-from shared.learning import datasets
+from shared.learning import ctr_job, datasets
 from shared.learning.finetune import PROFILES, FineTuneConfig, TrainedClassifier, fine_tune_classifier, predict_logits
-from shared.learning.metrics import auc, ranking_metrics
+from shared.learning.metrics import ranking_metrics
 from shared.learning.registry import PublishedVersion, latest_version, publish_version
 
 Progress = Callable[[str], None] | None
@@ -72,11 +73,21 @@ def _publish_classifier(
     )
 
 
+class NotEnoughData(FailedPrecondition):
+    """The feature store lacks the data a model learns from (a shop without product interactions has no ranker
+    training set, one without labelled utterances no intent set): ``ensure_models`` skips such a model."""
+
+    def __init__(self, model_name: str, reason: str):
+        super().__init__(f"{model_name}: {reason}")
+        self.model_name = model_name
+        self.reason = reason
+
+
 def _require(build: Callable[[], Any], model_name: str) -> Any:
     try:
         return build()
-    except ValueError as exc:  # not enough data of the right kind
-        raise FailedPrecondition(f"{model_name}: {exc}") from exc
+    except ValueError as exc:  # the dataset functions raise ValueError when the data of the right kind is missing
+        raise NotEnoughData(model_name, str(exc)) from exc
 
 
 def export_text_encoder(engine: Engine, settings: Settings, progress: Progress = None) -> PublishedVersion:
@@ -115,29 +126,13 @@ def export_text_encoder(engine: Engine, settings: Settings, progress: Progress =
 def train_ctr(
     engine: Engine, settings: Settings, profile: str | None = None, progress: Progress = None
 ) -> PublishedVersion:
-    """Click-through rate on impressions labelled by clicks; metrics next to the best possible AUC (the generator's
-    true click probabilities on the same eval set, when the events carry them)."""
+    """Click-through rate on impressions labelled by clicks: a DCN-v2 over ids, point-in-time counters and text
+    embeddings (shared/learning/ctr_job.py), with AUC, log loss and ECE on the latest impressions. It reads only
+    the documented event fields; comparing with the demo generator's true click probabilities is the demo
+    benchmark's job (bench/ctr_truth.py)."""
     say, profile = _say(progress, CTR_MODEL), _profile(settings, profile)
-    p = PROFILES[profile]
-    data = _require(
-        lambda: datasets.ctr_dataset(engine, p.max_train_examples, p.max_eval_examples, seed=SEED), CTR_MODEL
-    )
-    say(
-        f"{data.info['train_rows']} train / {data.info['eval_rows']} eval impressions, "
-        f"{data.info['train_clicks']} / {data.info['eval_clicks']} clicks"
-    )
-    cfg = FineTuneConfig.for_model(profile, CTR_MODEL, settings.backbone_path, seed=SEED)
-    trained = fine_tune_classifier(data.train, data.eval, 1, cfg, say, threads=settings.torch_threads)
-    metrics = dict(trained.metrics)
-    if data.eval_true_probs is not None:
-        labels = [y for _, y in data.eval]
-        metrics["true_p_auc"] = auc(labels, data.eval_true_probs)  # the best any model can do on this eval set
-        metrics["auc_gap_to_true_p"] = metrics["true_p_auc"] - metrics["auc"]
-    say(
-        f"AUC {metrics['auc']:.4f} (true-probability AUC {metrics.get('true_p_auc', float('nan')):.4f}), "
-        f"log loss {metrics['log_loss']:.4f}, ECE {metrics['ece']:.4f}"
-    )
-    return _publish_classifier(engine, settings, CTR_MODEL, trained, cfg, profile, metrics, data.info)
+    data = _require(lambda: ctr_job.ctr_training_data(engine, settings), CTR_MODEL)
+    return ctr_job.fit_and_publish(engine, settings, data, profile, say)
 
 
 def train_recs_ranker(
@@ -229,11 +224,25 @@ def train_one(
     return published
 
 
-def ensure_models(engine: Engine, settings: Settings, progress: Progress = None) -> list[PublishedVersion]:
-    """Trains (or exports) every model that has no version folder yet, at ``settings.train_profile``; returns what
-    it made. Loading into Triton is the caller's (``deploy``)."""
-    made = []
+@dataclass(frozen=True)
+class EnsuredModels:
+    made: list[PublishedVersion]  # versions published by this call
+    skipped: dict[str, str]  # model name -> why the data does not support training it (it has no version)
+
+
+def ensure_models(engine: Engine, settings: Settings, progress: Progress = None) -> EnsuredModels:
+    """Trains (or exports) every model that has no version folder yet, at ``settings.train_profile``. A model whose
+    training data the shop does not have is skipped with the reason (the services degrade without it); the next
+    call tries again, so it appears once the data does. Loading into Triton is the caller's (``deploy``)."""
+    made: list[PublishedVersion] = []
+    skipped: dict[str, str] = {}
     for name in MODEL_NAMES:
-        if latest_version(settings.model_repository, name) is None:
+        if latest_version(settings.model_repository, name) is not None:
+            continue
+        try:
             made.append(train_one(engine, settings, name, progress))
-    return made
+        except NotEnoughData as exc:
+            skipped[name] = exc.reason
+            if progress:
+                progress(f"{name}: skipped, not enough data: {exc.reason}")
+    return EnsuredModels(made, skipped)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from shared.core.errors import FailedPrecondition
+from shared.core.settings import PROJECT_ROOT
 from shared.learning.registry import latest_version, publish_version, read_meta, registry_rows, rollback
 
 
@@ -55,12 +56,23 @@ def test_failed_build_leaves_no_folder_and_marks_row_failed(data_engine, tmp_pat
         _publish(data_engine, tmp_path, crash)
     with pytest.raises(FailedPrecondition, match="no hf/"):
         _publish(data_engine, tmp_path, lambda folder: {})
-    assert [p.name for p in (tmp_path / "intent_classifier").iterdir()] == ["1"]  # no .tmp-*, no 2/ or 3/
+    assert sorted(p.name for p in (tmp_path / "intent_classifier").iterdir()) == ["1", "config.pbtxt"]  # no .tmp-*
     assert latest_version(tmp_path, "intent_classifier") == 1
     statuses = [(r["version"], r["status"]) for r in registry_rows(data_engine, "intent_classifier")]
     assert statuses == [(3, "failed"), (2, "failed"), (1, "candidate")]
     # a failed number is never reused: the next good version is 4
     assert _publish(data_engine, tmp_path).version == 4
+
+
+def test_a_new_repository_gets_the_committed_config_and_a_tuned_one_is_kept(data_engine, tmp_path):
+    committed = (PROJECT_ROOT / "triton_models" / "intent_classifier" / "config.pbtxt").read_text()
+    _publish(data_engine, tmp_path / "new")  # a repository folder that does not exist yet
+    assert (tmp_path / "new" / "intent_classifier" / "config.pbtxt").read_text() == committed
+    tuned = tmp_path / "tuned" / "intent_classifier" / "config.pbtxt"
+    tuned.parent.mkdir(parents=True)
+    tuned.write_text(committed.replace("KIND_CPU", "KIND_GPU"))
+    _publish(data_engine, tmp_path / "tuned")
+    assert tuned.read_text() == committed.replace("KIND_CPU", "KIND_GPU") != committed
 
 
 def test_version_numbers_respect_folders_the_registry_does_not_know(data_engine, tmp_path):

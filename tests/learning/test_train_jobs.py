@@ -11,10 +11,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import insert
 
+from bench.ctr_truth import compare_with_truth, true_click_probabilities
 from shared.core.model_catalog import EMBEDDING_DIM
 from shared.core.settings import PROJECT_ROOT, Settings
 from shared.learning import datasets
 from shared.learning.finetune import PROFILES
+from shared.learning.metrics import auc
 from shared.learning.registry import latest_version, read_meta, registry_rows
 from shared.store import schema as db
 
@@ -34,47 +36,6 @@ def _event(n: int, type_: str, minutes: float, **fields) -> dict:
         "properties": {},
     }
     return {**row, **fields}
-
-
-def test_ctr_examples_see_only_the_past(data_engine):
-    with data_engine.begin() as conn:
-        conn.execute(insert(db.User), [{"user_id": "u1", "segment": "tech", "country": "US"}])
-        conn.execute(
-            insert(db.Product),
-            [
-                {"product_id": "p-book", "title": "A novel", "category": "books", "price_micros": 1},
-                {"product_id": "p-tent", "title": "A tent", "category": "outdoor", "price_micros": 1},
-            ],
-        )
-        conn.execute(insert(db.Campaign), [{"campaign_id": "c1", "advertiser": "x", "name": "x"}])
-        conn.execute(
-            insert(db.Ad),
-            [{"ad_id": "a1", "campaign_id": "c1", "title": "Tents", "category": "outdoor", "bid_micros": 1}],
-        )
-        events = [_event(0, "view", 0, product_id="p-book")]
-        for i in range(30):  # impressions every 10 minutes; a tent view happens at minute 95
-            events.append(
-                _event(
-                    100 + i,
-                    "impression",
-                    10 * i + 5,
-                    ad_id="a1",
-                    impression_id=f"imp{i}",
-                    placement_id="home_top",
-                    properties={"position": 1, "true_p_click": 0.1},
-                )
-            )
-        events.append(_event(1, "view", 95, product_id="p-tent"))
-        events.append(_event(2, "click", 96, ad_id="a1", impression_id="imp9"))
-        conn.execute(insert(db.Event), events)
-    data = datasets.ctr_dataset(data_engine, max_train=100, max_eval=100, eval_fraction=0.2)
-    texts = [t for t, _ in data.train + data.eval]
-    assert len(texts) == 30 and data.info["clicks"] == 1 and data.info["split"] == "by time"
-    assert all("recent books |" in t for t in texts[:10])  # impressions up to minute 95: only the book was seen
-    assert all("recent outdoor, books |" in t for t in texts[10:])
-    assert [y for _, y in data.train][9] == 1 and sum(y for _, y in data.train + data.eval) == 1
-    assert data.info["train_time_range"][1] < data.info["eval_time_range"][0]
-    assert data.eval_true_probs == [0.1] * 6
 
 
 def test_recent_distinct_orders_most_recent_first():
@@ -99,26 +60,27 @@ def test_ensure_models_trains_every_missing_model(tiny_shop_engine, tmp_path):
     from shared.learning.train import ensure_models
 
     messages: list[str] = []
-    made = ensure_models(tiny_shop_engine, settings, messages.append)
+    ensured = ensure_models(tiny_shop_engine, settings, messages.append)
+    made = ensured.made
     assert sorted(m.model_name for m in made) == ["ctr_model", "intent_classifier", "recs_ranker", "text_encoder"]
     assert all(m.version == 1 and latest_version(tmp_path, m.model_name) == 1 for m in made)
-    assert ensure_models(tiny_shop_engine, settings) == []  # nothing missing: nothing trained
+    assert ensured.skipped == {}  # the demo shop has the data of every model
+    again = ensure_models(tiny_shop_engine, settings)
+    assert again.made == [] and again.skipped == {}  # nothing missing: nothing trained
 
     ctr = read_meta(tmp_path, "ctr_model", 1)
-    assert (
-        set(ctr["calibration"]) == {"a", "b"}
-        and ctr["labels"] is None
-        and ctr["max_length"] == PROFILES["tiny"].max_length
-    )
-    # The tiny shop's CTR and ranker models learn next to nothing (eval AUC ~0.6 on 13 clicks, where one trained on
-    # shuffled labels scores about as well): whether the jobs learn is test_*_job_learns_*; here, that their
-    # metrics are of the eval set the registry records, beside the generator's own probabilities on it.
+    assert set(ctr["calibration"]) == {"a", "b"} and ctr["backend"] == "tabular" and ctr["torchscript"]
+    assert ctr["features"]["text_encoder_version"] == 1  # embedded with the exported encoder's own weights
+    # The tiny shop's ranker learns next to nothing: whether the jobs learn is test_*_job_learns_* (and
+    # tests/learning/test_ctr_job.py); here, that their metrics are of the held-out set the registry records. The
+    # generator's true probabilities are the demo benchmark's (bench/ctr_truth.py), not training's: training reads
+    # only documented fields.
     ctr_data = registry_rows(tiny_shop_engine, "ctr_model")[0]["dataset"]
     ctr_metrics = ctr["metrics"]
-    assert ctr_metrics["eval_examples"] == ctr_data["eval_rows"] == PROFILES["tiny"].max_eval_examples
-    assert ctr_metrics["base_rate"] == pytest.approx(ctr_data["eval_clicks"] / ctr_data["eval_rows"])
-    assert ctr_metrics["true_p_auc"] > 0.6  # the eval set carries a click signal a model could find
-    assert ctr_metrics["auc_gap_to_true_p"] == pytest.approx(ctr_metrics["true_p_auc"] - ctr_metrics["auc"])
+    assert ctr_metrics["eval_examples"] == ctr_data["test_rows"] > 0
+    assert ctr_metrics["base_rate"] == pytest.approx(ctr_data["test_clicks"] / ctr_data["test_rows"])
+    assert set(ctr_metrics["baselines"]) == {"logistic_regression", "dcn_without_text"}
+    assert not {"true_p_auc", "auc_gap_to_true_p"} & set(ctr_metrics)
     intent = read_meta(tmp_path, "intent_classifier", 1)
     assert intent["labels"] == sorted(intent["labels"]) and len(intent["labels"]) >= 5
     assert intent["metrics"]["accuracy"] > 1.5 / len(intent["labels"])  # clearly better than chance
@@ -185,10 +147,14 @@ def test_ctr_job_learns_a_click_signal_it_can_see(signal_shop_engine, tmp_path):
 
     settings = Settings(database_url="unused://", model_repository=tmp_path, train_profile="tiny")
     metrics = train_one(signal_shop_engine, settings, "ctr_model").metrics
-    # chance is 0.5; on this eval set the generator's own probabilities reach ~0.89 and the tiny job ~0.84 (0.82-0.84
-    # over training seeds; 0.45-0.62 when trained on shuffled labels)
+    # the eval set is sampled from the last 20% of impressions by time: the true probabilities' AUC on all of them
+    truth = true_click_probabilities(signal_shop_engine, [f"imp{m}" for m in range(1_200, 1_500)])
+    true_p_auc = auc([clicked for _, clicked in truth.values()], [p for p, _ in truth.values()])
+    # chance is 0.5; the generator's own probabilities reach ~0.89 and the tiny job ~0.84 (0.82-0.84 over training
+    # seeds; 0.45-0.62 when trained on shuffled labels)
+    assert len(truth) == 300 and true_p_auc > 0.8, true_p_auc
     assert metrics["auc"] > 0.5 + 0.2, metrics
-    assert metrics["auc_gap_to_true_p"] < 0.1, metrics
+    assert metrics["auc"] > true_p_auc - 0.1, (metrics, true_p_auc)
 
 
 def test_ranker_job_learns_a_relevance_signal_it_can_see(signal_shop_engine, tmp_path):
@@ -201,3 +167,12 @@ def test_ranker_job_learns_a_relevance_signal_it_can_see(signal_shop_engine, tmp
     assert metrics["ranking_users"] == PROFILES["tiny"].ranking_eval_users
     assert metrics[f"ndcg@10_sampled{n}"] > random_ndcg + 0.2, metrics
     assert metrics[f"hr@10_sampled{n}"] >= 0.5, metrics  # random: 0.1; the tiny job: 1.0 (0.0 on shuffled labels)
+
+
+def test_compare_with_truth_puts_a_model_next_to_the_true_probabilities(signal_shop_engine):
+    truth = true_click_probabilities(signal_shop_engine, [f"imp{m}" for m in range(1_500)])
+    perfect = compare_with_truth(signal_shop_engine, {i: p for i, (p, _) in truth.items()} | {"not-an-impression": 1})
+    assert perfect["impressions"] == 1_500 and perfect["clicks"] == sum(c for _, c in truth.values())
+    assert perfect["auc_gap_to_true_p"] == 0 and perfect["true_p_auc"] > 0.8  # unknown ids are left out
+    constant = compare_with_truth(signal_shop_engine, dict.fromkeys(truth, 0.3))
+    assert constant["auc"] == 0.5 and constant["auc_gap_to_true_p"] == pytest.approx(perfect["true_p_auc"] - 0.5)
