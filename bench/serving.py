@@ -1,12 +1,16 @@
 """Serving overhead: a service RPC against the Triton call it makes, measured in the same run.
 
-Needs a running platform (`ecomai run` in another terminal). For each RPC it times the call from a client, one at
-a time and with concurrent clients, and reads from the service's own Prometheus histogram
-(``ecomai_model_call_seconds``) how long its Triton calls took during exactly those requests: the Triton call
-with the real texts and batch size the service sent (RankAds -> ctr_model on every candidate, Recommend ->
-recs_ranker on up to 64 candidates, SendMessage -> intent_classifier on the message). Prints JSON and a table.
+Needs a running platform (`ecomai run` in another terminal, same ECOMAI_* settings). For each RPC it times the call
+from a client, one at a time and with concurrent clients, and reads from the service's own Prometheus histogram
+(``ecomai_model_call_seconds``) how long its Triton calls took during exactly those requests (RankAds -> ctr_model,
+Recommend -> recs_ranker on up to 64 candidates, SendMessage -> intent_classifier on the message).
 
-    .venv/bin/python bench/serving.py [--requests 200] [--concurrency 8]
+RankAds runs over ``--candidates`` ads (default 200, passed as candidate_ad_ids: a shop with that many active ads,
+e.g. ``ecomai seed --size medium``) at 1, 8 and 32 clients, next to the bare Triton call with the same rows (PROB
+only, and PROB + CONTRIB) and the feature read the service makes, all in this run. Prints JSON and a table and
+writes them to bench/results/serving-<label>.json.
+
+    .venv/bin/python bench/serving.py [--requests 200] [--concurrency 1 8 32] [--only ads] [--label after]
 """
 
 from __future__ import annotations
@@ -23,15 +27,25 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+from sqlalchemy import text
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from protos.ads.v1 import ads_pb2, ads_pb2_grpc  # noqa: E402
 from protos.chat.v1 import chat_pb2, chat_pb2_grpc  # noqa: E402
 from protos.recs.v1 import recs_pb2, recs_pb2_grpc  # noqa: E402
+from services.ads.ad_ranker import ANONYMOUS, AdRanker  # noqa: E402
+from services.ads.ads_store import AdsStore  # noqa: E402
+from services.ads.ctr_inputs import read_ctr_inputs  # noqa: E402
 from shared.core.model_catalog import CTR_MODEL, INTENT_CLASSIFIER, RECS_RANKER  # noqa: E402
 from shared.core.settings import Settings  # noqa: E402
 from shared.demo_shop import DEMO_USER_ID  # noqa: E402
+from shared.inference.triton_client import TritonClient  # noqa: E402
+from shared.learning.ctr_features import UserProfile, build_batch  # noqa: E402
+from shared.store.embedded_pg import ensure_database_url  # noqa: E402
+from shared.store.engine import make_engine  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def timed(call, n: int, concurrency: int) -> dict:
@@ -70,31 +84,63 @@ def model_seconds(port: int, model: str) -> tuple[float, float]:
     return value("sum"), value("count")
 
 
+def ads_rows(engine, triton: TritonClient, candidates: int) -> tuple[list[str], dict[str, np.ndarray]]:
+    """``candidates`` active ad ids and the ctr_model inputs the service builds for them (same read, same rows)."""
+    with engine.connect() as conn:
+        ids = [r[0] for r in conn.execute(text("select ad_id from ads where status = 'active' order by ad_id"))]
+    if len(ids) < candidates:
+        raise SystemExit(f"the shop has {len(ids)} active ads, fewer than {candidates}: ecomai seed --size medium")
+    ids = ids[:candidates]
+    ranker = AdRanker(AdsStore(engine), triton)  # its store and clock, as the service builds the rows
+    user = ranker.store.get_user(DEMO_USER_ID) or ANONYMOUS
+    ads = list(ranker.store.ads_by_id(ids).values())
+    inputs = ranker.store.ctr_inputs(user.user_id, ids)
+    profile = UserProfile(
+        user.user_id, user.segment, user.country, inputs.profile.interactions, inputs.profile.by_category,
+        inputs.profile.by_brand, inputs.profile.last_at,
+    )  # fmt: skip
+    batch = build_batch(profile, inputs.user_vector, [inputs.ads[a.ad_id] for a in ads], "home_top", 1, ranker.now())
+    return ids, batch.as_inputs()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--candidates", type=int, default=200)
+    parser.add_argument("--only", choices=["ads", "all"], default="all")
+    parser.add_argument("--label", default="latest")
     args = parser.parse_args()
     s = Settings()
+    url, _server = ensure_database_url(s)  # attaches to the platform's embedded Postgres; the platform owns it
+    engine = make_engine(url)
     ads = ads_pb2_grpc.AdServiceStub(grpc.insecure_channel(f"{s.host}:{s.ads_port}"))
     recs = recs_pb2_grpc.RecommendationServiceStub(grpc.insecure_channel(f"{s.host}:{s.recs_port}"))
     chat = chat_pb2_grpc.ChatServiceStub(grpc.insecure_channel(f"{s.host}:{s.chat_port}"))
+    triton = TritonClient(s.triton_grpc_url, timeout_s=60)
+    ad_ids, rows = ads_rows(engine, triton, args.candidates)
+    store = AdsStore(engine)
 
     offset = s.metrics_port_offset
+    rank = ads_pb2.RankAdsRequest(user_id=DEMO_USER_ID, placement_id="home_top", max_ads=3, candidate_ad_ids=ad_ids)
     cases = {
-        "ads.RankAds": (
-            lambda: ads.RankAds(
-                ads_pb2.RankAdsRequest(user_id=DEMO_USER_ID, placement_id="home_top", max_ads=3), timeout=60
-            ),
-            s.ads_port,
+        f"ads.RankAds {len(ad_ids)}": (lambda: ads.RankAds(rank, timeout=60), s.ads_port, CTR_MODEL),
+        f"triton PROB {len(ad_ids)}": (lambda: triton.infer(CTR_MODEL, rows, ["PROB"]), None, CTR_MODEL),
+        f"triton PROB+CONTRIB {len(ad_ids)}": (
+            lambda: triton.infer(CTR_MODEL, rows, ["PROB", "CONTRIB"]),
+            None,
             CTR_MODEL,
         ),
-        "recs.Recommend": (
+        f"feature read {len(ad_ids)}": (lambda: store.ctr_inputs(DEMO_USER_ID, ad_ids), None, ""),
+        f"feature read uncached {len(ad_ids)}": (lambda: read_ctr_inputs(engine, DEMO_USER_ID, ad_ids), None, ""),
+    }
+    if args.only == "all":
+        cases["recs.Recommend"] = (
             lambda: recs.Recommend(recs_pb2.RecommendRequest(user_id=DEMO_USER_ID, k=10), timeout=60),
             s.recs_port,
             RECS_RANKER,
-        ),
-        "chat.SendMessage": (
+        )
+        cases["chat.SendMessage"] = (
             lambda: list(
                 chat.SendMessage(
                     chat_pb2.SendMessageRequest(user_id=DEMO_USER_ID, text="where is my order?"), timeout=60
@@ -102,35 +148,37 @@ def main() -> int:
             ),
             s.chat_port,
             INTENT_CLASSIFIER,
-        ),
-    }
+        )
     results = {}
     for name, (call, port, model) in cases.items():
-        for concurrency in (1, args.concurrency):
-            n = args.requests if concurrency > 1 else max(20, args.requests // 4)
-            before = model_seconds(port + offset, model)
+        for concurrency in args.concurrency if name.startswith(("ads", "triton")) else [1]:
+            n = args.requests if concurrency > 1 else max(20, args.requests // 2)
+            before = model_seconds(port + offset, model) if port else (0.0, 0.0)
             svc = timed(call, n, concurrency)
-            after = model_seconds(port + offset, model)
-            calls = after[1] - before[1]
-            model_ms = (after[0] - before[0]) / calls * 1000 if calls else float("nan")
+            after = model_seconds(port + offset, model) if port else (0.0, 0.0)
+            # the service's Triton time per REQUEST (RankAds makes two calls: PROB over all, CONTRIB over the served)
+            model_ms = (after[0] - before[0]) / (n + min(5, n)) * 1000 if port else float("nan")
             results[f"{name} c={concurrency}"] = {
                 "service": svc,
                 "triton_model": model,
-                "triton_mean_ms": round(model_ms, 2),
+                "triton_calls_per_request": round((after[1] - before[1]) / (n + min(5, n)), 2) if port else None,
+                "triton_ms_per_request": round(model_ms, 2),
                 "overhead_mean_ms": round(svc["mean_ms"] - model_ms, 2),
-                "triton_share": round(model_ms / svc["mean_ms"], 3),
             }
     print(json.dumps(results, indent=1))
-    print(
-        f"\n{'case':24} {'p50 ms':>9} {'p99 ms':>9} {'rps':>7} {'triton mean ms':>15} {'overhead ms':>12}"
-        f" {'triton share':>13}"
-    )
+    header = f"{'case':34} {'p50 ms':>8} {'p99 ms':>8} {'rps':>7} {'triton ms/req':>14} {'overhead ms':>12}"
+    lines = [header]
     for case, r in results.items():
         svc = r["service"]
-        print(
-            f"{case:24} {svc['p50_ms']:>9} {svc['p99_ms']:>9} {svc['rps']:>7} {r['triton_mean_ms']:>15}"
-            f" {r['overhead_mean_ms']:>12} {r['triton_share']:>13}"
+        lines.append(
+            f"{case:34} {svc['p50_ms']:>8} {svc['p99_ms']:>8} {svc['rps']:>7} {r['triton_ms_per_request']:>14}"
+            f" {r['overhead_mean_ms']:>12}"
         )
+    print("\n" + "\n".join(lines))
+    out = RESULTS / f"serving-{args.label}.json"
+    out.parent.mkdir(exist_ok=True)
+    out.write_text(json.dumps({"command": " ".join(sys.argv), "results": results, "table": lines}, indent=1) + "\n")
+    print(f"\nwritten to {out}")
     return 0
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from shared.core.settings import PROJECT_ROOT, Settings
 
 MODEL_PY = PROJECT_ROOT / "shared" / "inference" / "backend_model.py"
+BACKEND_RUNTIME = PROJECT_ROOT / "shared" / "inference" / "backend_runtime.py"  # model.py imports it
 
 
 def free_port() -> int:
@@ -59,12 +60,13 @@ def publish_version(
     calibration: dict | None = None,
     max_length: int = 64,
 ) -> Path:
-    """Writes ``<repo>/<model>/<version>/`` (model.py, hf/, meta.json) the way the registry does: built in a
-    ``.tmp-<uuid>`` folder, then renamed into place."""
+    """Writes ``<repo>/<model>/<version>/`` (model.py, backend_runtime.py, hf/, meta.json) the way the registry
+    does: built in a ``.tmp-<uuid>`` folder, then renamed into place."""
     model_dir = repo / model
     tmp = model_dir / f".tmp-{uuid.uuid4().hex}"
     tmp.mkdir(parents=True)
     shutil.copy(MODEL_PY, tmp / "model.py")
+    shutil.copy(BACKEND_RUNTIME, tmp / BACKEND_RUNTIME.name)
     shutil.copytree(hf_source, tmp / "hf", ignore=shutil.ignore_patterns("*.onnx", "onnx", "openvino", "*.h5"))
     meta = {
         "model_name": model,

@@ -1,6 +1,7 @@
 """Ad ranking: candidates by targeting, budget/pacing/frequency filters, pCTR from the ctr_model (one Triton call
-for every candidate, with the features each model field explains), eCPM ranking and GSP pricing. Plain domain
-code: no gRPC here."""
+for every candidate, PROB only: one cheap forward pass), eCPM ranking and GSP pricing, then a second tiny call for the
+per-field contributions (CONTRIB) of the ads served, which become their model reasons. Plain domain code: no gRPC
+here."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from services.serving import ServingReport
 from shared.core.errors import ModelUnavailable, NotFound
 from shared.core.model_catalog import CTR_MODEL, EMBEDDING_DIM
 from shared.inference.client import InferenceClient
-from shared.learning.ctr_features import CONTRIB_FIELDS, AdCounters, AdFacts, UserProfile, build_batch
+from shared.learning.ctr_features import CONTRIB_FIELDS, AdCounters, AdFacts, FeatureBatch, UserProfile, build_batch
 
 PRIOR_CTR = 0.02  # used when neither the model nor a historical CTR is available
 MAX_CANDIDATES = 200  # bounded model work per request: one Triton request (ctr_model's max_batch_size is 256)
@@ -117,13 +118,14 @@ class AdRanker:
             keywords = sorted(set(re.findall(r"[a-z0-9]+", req.query.lower())))
             candidates = self.store.candidate_ads(user.segment, categories, keywords, MAX_CANDIDATES)
         kept, filtered = self._filter(user, candidates)
-        pctrs, explained = self._pctr(user, kept, req, report)
+        pctrs, batch = self._pctr(user, kept, req, report)
         result = run_gsp(
             [Bid(ad.ad_id, ad.bid_micros, p) for ad, p in zip(kept, pctrs)], req.max_ads, req.reserve_micros
         )
         if result.below_reserve:
             filtered["BELOW_RESERVE"] = len(result.below_reserve)
         by_id = {ad.ad_id: ad for ad in kept}
+        explained = self._explain(batch, kept, [slot.bid.ad_id for slot in result.slots], report)
         token = uuid.uuid4().hex[:16]
         ranked = [
             RankedAd(
@@ -199,11 +201,11 @@ class AdRanker:
 
     def _pctr(
         self, user: UserRow, ads: list[AdRow], req: AdRequest, report: ServingReport
-    ) -> tuple[list[float], dict[str, list[tuple[str, str]]]]:
-        """pCTR of every ad from ONE ctr_model call over features read in ONE round trip, with the model's reasons
-        per ad (the fields that moved its pCTR most); historical CTR (or the prior) when the model can't answer."""
+    ) -> tuple[list[float], FeatureBatch | None]:
+        """pCTR of every ad from ONE ctr_model call (PROB only) over features read in ONE round trip, and the batch
+        it scored (None when degraded); historical CTR (or the prior) when the model can't answer."""
         if not ads:
-            return [], {}
+            return [], None
         inputs = self.store.ctr_inputs(user.user_id, [a.ad_id for a in ads])
         profile = UserProfile(
             user.user_id, user.segment, user.country, inputs.profile.interactions, inputs.profile.by_category,
@@ -213,18 +215,34 @@ class AdRanker:
         rows = [inputs.ads.get(ad.ad_id) or (_facts(ad), AdCounters(), no_text) for ad in ads]
         batch = build_batch(profile, inputs.user_vector, rows, req.placement_id, req.position, self.now())
         try:
-            result = self.triton.infer(CTR_MODEL, batch.as_inputs(), ["PROB", "CONTRIB"])
+            result = self.triton.infer(CTR_MODEL, batch.as_inputs(), ["PROB"])
         except ModelUnavailable as exc:
             report.notes.append(str(exc))
             history = self.store.historical_ctr([a.ad_id for a in ads])
             fallback = "historical_ctr" if history else "prior_ctr"
             report.degrade(self.service_name, fallback, f"{CTR_MODEL} unavailable; pCTR from {fallback}")
-            return [float(history.get(ad.ad_id, PRIOR_CTR)) for ad in ads], {}
+            return [float(history.get(ad.ad_id, PRIOR_CTR)) for ad in ads], None
         report.model_name, report.model_version = CTR_MODEL, result.model_version
-        probs = result.outputs["PROB"].reshape(len(ads))
-        contrib = result.outputs["CONTRIB"].reshape(len(ads), len(CONTRIB_FIELDS))
-        explained = {ad.ad_id: model_reasons(row.tolist(), CONTRIB_FIELDS) for ad, row in zip(ads, contrib)}
-        return [float(p) for p in probs], explained
+        return [float(p) for p in result.outputs["PROB"].reshape(len(ads))], batch
+
+    def _explain(
+        self, batch: FeatureBatch | None, ads: list[AdRow], served: list[str], report: ServingReport
+    ) -> dict[str, list[tuple[str, str]]]:
+        """The model's reasons of the served ads (the fields that moved their pCTR most): CONTRIB costs 1 + fields
+        forward passes per row, so it is asked for these few rows only, in a second call. If that call fails the
+        ads are still served, without model reasons."""
+        if batch is None or not served:
+            return {}
+        row_of = {ad.ad_id: i for i, ad in enumerate(ads)}
+        rows = [row_of[ad_id] for ad_id in served]
+        inputs = {name: array[rows] for name, array in batch.as_inputs().items()}
+        try:
+            result = self.triton.infer(CTR_MODEL, inputs, ["CONTRIB"])
+        except ModelUnavailable as exc:
+            report.notes.append(f"no model reasons: {exc}")
+            return {}
+        contrib = result.outputs["CONTRIB"].reshape(len(rows), len(CONTRIB_FIELDS))
+        return {ad_id: model_reasons(row.tolist(), CONTRIB_FIELDS) for ad_id, row in zip(served, contrib)}
 
 
 def _facts(ad: AdRow) -> AdFacts:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, bindparam, text
 
-from services.ads.ctr_inputs import CtrInputs, read_ctr_inputs
+from services.ads.ctr_inputs import CtrInputs, CtrInputsReader
 from shared.core.text_features import MAX_RECENT_CATEGORIES
 from shared.store.schema import INTERACTION_TYPES, sql_list
 
@@ -64,6 +64,7 @@ _ACTIVE = """
 class AdsStore:
     def __init__(self, engine: Engine):
         self.engine = engine
+        self._ctr_inputs = CtrInputsReader(engine)  # reuses each ad's features for a few seconds
 
     def get_user(self, user_id: str) -> UserRow | None:
         with self.engine.connect() as conn:
@@ -128,8 +129,8 @@ class AdsStore:
         return [_ad_row(r) for r in rows]
 
     def ads_by_id(self, ad_ids: list[str]) -> dict[str, AdRow]:
-        query = text(f"select {_AD_COLUMNS} from ads a join campaigns c using (campaign_id) where a.ad_id in :ids")
-        query = query.bindparams(bindparam("ids", expanding=True))
+        # one array parameter: an expanded ``in`` list of 200 makes a new statement text per length to parse
+        query = text(f"select {_AD_COLUMNS} from ads a join campaigns c using (campaign_id) where a.ad_id = any(:ids)")
         with self.engine.connect() as conn:
             rows = conn.execute(query, {"ids": ad_ids}).mappings().all()
         return {r["ad_id"]: _ad_row(r) for r in rows}
@@ -142,9 +143,9 @@ class AdsStore:
         start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         imps = text("""
             select ad_id, count(*) from events
-            where user_id = :u and type = 'impression' and occurred_at >= :start and ad_id in :ads
+            where user_id = :u and type = 'impression' and occurred_at >= :start and ad_id = any(:ads)
             group by ad_id
-        """).bindparams(bindparam("ads", expanding=True))
+        """)
         spend = text("""
             select campaign_id, spent_micros from campaign_daily_spend
             where day = :day and campaign_id = any(:camps)
@@ -177,8 +178,9 @@ class AdsStore:
             conn.execute(query, columns)
 
     def ctr_inputs(self, user_id: str, ad_ids: list[str]) -> CtrInputs:
-        """The CTR model's counters and embeddings for the user and the candidate ads, in one round trip."""
-        return read_ctr_inputs(self.engine, user_id, ad_ids)
+        """The CTR model's counters and embeddings for the user and the candidate ads, in one round trip (the ads'
+        part from memory when read in the last AD_FEATURES_TTL_S seconds)."""
+        return self._ctr_inputs.read(user_id, ad_ids)
 
     def historical_ctr(self, ad_ids: list[str]) -> dict[str, float]:
         """Materialized ad CTR features (feature 'ctr_30d'); ads without one are absent."""

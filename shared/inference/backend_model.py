@@ -6,13 +6,14 @@ What it computes follows the model config's outputs:
   with the Platt calibration fitted on held-out data at training time (meta.json "calibration"); several labels:
   softmax, and LABEL is the top label's name (meta.json "labels").
 
-Copied into each version folder as ``model.py`` by shared/learning/registry.py; loads ``<version>/hf``
-(a transformers ``save_pretrained`` folder) and ``<version>/meta.json``."""
+Copied into each version folder as ``model.py`` (with backend_runtime.py, the start-up both backends share) by
+shared/learning/registry.py; loads ``<version>/hf`` (a transformers ``save_pretrained`` folder) and
+``<version>/meta.json``."""
 
-import json
 import os
 
 import numpy as np
+from backend_runtime import start_instance  # copied beside model.py by the registry
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -25,16 +26,9 @@ class TritonPythonModel:
 
         self.pb = __import__("triton_python_backend_utils")
         self.torch = torch
-        version_dir = os.path.join(args["model_repository"], args["model_version"])
-        with open(os.path.join(version_dir, "meta.json")) as f:
-            meta = json.load(f)
-        config = json.loads(args["model_config"])
-        threads = int(config.get("parameters", {}).get("TORCH_THREADS", {}).get("string_value", "1"))
-        torch.set_num_threads(max(1, threads))
+        version_dir, meta, config, self.device = start_instance(args, torch)
         self.outputs = {o["name"] for o in config.get("output", [])}
         self.embedding = "EMBEDDING" in self.outputs
-        on_gpu = args.get("model_instance_kind") == "GPU" and torch.cuda.is_available()
-        self.device = f"cuda:{args.get('model_instance_device_id', '0')}" if on_gpu else "cpu"
         hf = os.path.join(version_dir, "hf")
         self.tokenizer = AutoTokenizer.from_pretrained(hf)
         loader = AutoModel if self.embedding else AutoModelForSequenceClassification

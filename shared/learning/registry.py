@@ -42,6 +42,7 @@ MODEL_PY: dict[str, Path] = {
     "sequence_classifier": _INFERENCE / "backend_model.py",
     "tabular": _INFERENCE / "tabular_backend.py",
 }
+BACKEND_RUNTIME = _INFERENCE / "backend_runtime.py"  # the backends' shared start-up, copied beside model.py
 COMMITTED_REPOSITORY = PROJECT_ROOT / "triton_models"  # holds the config.pbtxt of every model
 _ASIDE = re.compile(r"^\.(?:retired|failed)-(\d+)")
 WARMUP_TEXT = "warm up request"
@@ -186,6 +187,7 @@ def publish_version(
         if backend != "tabular" and not (tmp / "hf").is_dir():
             raise FailedPrecondition(f"build for {model_name} wrote no hf/ folder")
         shutil.copyfile(MODEL_PY[backend], tmp / "model.py")
+        shutil.copyfile(BACKEND_RUNTIME, tmp / BACKEND_RUNTIME.name)
         meta.update(
             model_name=model_name,
             version=version,

@@ -83,3 +83,11 @@ def test_200_candidates_in_one_request_match_the_local_module(data_engine, tmp_p
         assert sent[1:] == [256, 44] and both.outputs["PROB"].shape == (300, 1)
         head = client.infer(CTR_MODEL, {k: v[:5] for k, v in more.items()}, ["PROB"])
         np.testing.assert_allclose(both.outputs["PROB"][:5], head.outputs["PROB"], atol=1e-6)
+        # PROB alone is the module's one-pass ``predict`` (what RankAds asks over all candidates); CONTRIB alone
+        # for a few rows (what it asks for the served ads) equals those rows of the full answer
+        prob_only = client.infer(CTR_MODEL, inputs, ["PROB"])
+        assert set(prob_only.outputs) == {"PROB"}
+        np.testing.assert_allclose(prob_only.outputs["PROB"], local_prob.numpy(), atol=1e-5)
+        served = [4, 0, 9]
+        few = client.infer(CTR_MODEL, {k: v[served] for k, v in inputs.items()}, ["CONTRIB"])
+        np.testing.assert_allclose(few.outputs["CONTRIB"], local_contrib.numpy()[served], atol=1e-4)

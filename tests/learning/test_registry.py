@@ -36,7 +36,7 @@ def test_versions_increase_and_folders_are_complete(data_engine, tmp_path):
     assert (first.version, second.version) == (1, 2)
     assert latest_version(tmp_path, "intent_classifier") == 2
     for v in (first, second):
-        assert sorted(p.name for p in v.path.iterdir()) == ["hf", "meta.json", "model.py"]
+        assert sorted(p.name for p in v.path.iterdir()) == ["backend_runtime.py", "hf", "meta.json", "model.py"]
     meta = read_meta(tmp_path, "intent_classifier", 2)
     assert meta["labels"] == ["a", "b"] and meta["registry_id"] == second.registry_id and meta["version"] == 2
     assert "TritonPythonModel" in (second.path / "model.py").read_text()

@@ -13,9 +13,9 @@ import pytest
 from services.ads.ad_ranker import MAX_CANDIDATES, PRIOR_CTR, AdRanker, AdRequest
 from services.ads.ads_store import AdRow, ServedAd, UserRow
 from services.ads.ctr_reasons import model_reasons
-from shared.core.errors import NotFound
+from shared.core.errors import ModelUnavailable, NotFound
 from shared.core.model_catalog import CTR_MODEL
-from shared.learning.ctr_features import CAT_FIELDS, CONTRIB_FIELDS, hashed
+from shared.learning.ctr_features import CAT_FIELDS, CONTRIB_FIELDS, cosine, cosines, hashed
 from tests.fakes import FakeAdsStore, FakeInference
 
 NOON = datetime(2025, 3, 14, 12, 0, 0, tzinfo=UTC)
@@ -304,11 +304,48 @@ def test_ranked_ads_carry_the_models_reasons_between_targeting_and_ranking():
     ]
 
 
-def test_max_candidates_are_scored_with_one_feature_read_and_one_model_call():
+def test_max_candidates_are_scored_with_one_feature_read_and_contributions_only_for_the_served_ads():
+    """One read and one PROB call over all 200 candidates; CONTRIB (1 + fields passes per row) in a second call
+    over the served ads only, in the order they are served."""
     ads = [make_ad(f"ad-{i:03d}") for i in range(MAX_CANDIDATES + 20)]
     store = FakeAdsStore(users={"u1": USER}, ads=ads)
-    client = FakeInference(tensors={CTR_MODEL: pctr_by_ad({"ad-150": 0.5})})
-    result = AdRanker(store, client, now=lambda: NOON).rank(AdRequest("u1", "home_top", max_ads=1))
+    client = FakeInference(tensors={CTR_MODEL: pctr_by_ad({"ad-150": 0.5, "ad-007": 0.4}, contrib={"ad": 0.9})})
+    answer, asked = client.infer, []
+
+    def recording(model: str, inputs: dict[str, np.ndarray], outputs: list[str]):
+        asked.append(outputs)
+        return answer(model, inputs, outputs)
+
+    client.infer = recording  # type: ignore[method-assign]
+    result = AdRanker(store, client, now=lambda: NOON).rank(AdRequest("u1", "home_top", max_ads=2))
     assert MAX_CANDIDATES == 200 and result.candidates_considered == 200
-    assert client.calls == [(CTR_MODEL, 200)] and len(store.ctr_reads) == 1 and len(store.ctr_reads[0][1]) == 200
-    assert result.ads[0].ad.ad_id == "ad-150"  # the model's pCTR ranks it first among equal bids
+    assert client.calls == [(CTR_MODEL, 200), (CTR_MODEL, 2)] and asked == [["PROB"], ["CONTRIB"]]
+    assert len(store.ctr_reads) == 1 and len(store.ctr_reads[0][1]) == 200
+    assert [r.ad.ad_id for r in result.ads] == ["ad-150", "ad-007"]  # the model's pCTR orders equal bids
+    assert all(r.reasons[0][0] == "MODEL_RAISED" for r in result.ads)
+
+
+def test_ads_are_served_without_model_reasons_when_the_contributions_call_fails():
+    store = FakeAdsStore(users={"u1": USER}, ads=[make_ad("ad-1"), make_ad("ad-2")])
+    client = FakeInference(tensors={CTR_MODEL: pctr_by_ad({"ad-2": 0.5}, contrib={"ad": 0.9})})
+    answer = client.infer
+
+    def prob_only(model: str, inputs: dict[str, np.ndarray], outputs: list[str]):
+        if "CONTRIB" in outputs:
+            raise ModelUnavailable(model, "unloaded between the two calls")
+        return answer(model, inputs, outputs)
+
+    client.infer = prob_only  # type: ignore[method-assign]
+    result = AdRanker(store, client, now=lambda: NOON).rank(AdRequest("u1", "home_top", max_ads=1))
+    assert result.ads[0].ad.ad_id == "ad-2" and not result.serving.degraded
+    assert [code for code, _ in result.ads[0].reasons] == ["RANKED_BY_ECPM"]
+    assert any("no model reasons" in note for note in result.serving.notes)
+
+
+def test_serving_text_similarity_of_all_candidates_at_once_equals_trainings_per_row_cosine():
+    rng = np.random.default_rng(5)
+    rows = rng.normal(size=(50, 384)).astype(np.float32)
+    rows[7] = 0.0  # an ad without an embedding yet
+    interest = rng.normal(size=384).astype(np.float32)
+    np.testing.assert_allclose(cosines(rows, interest), [cosine(r, interest) for r in rows], atol=1e-6)
+    assert cosines(rows, interest)[7] == 0.0 and not cosines(rows, np.zeros(384, np.float32)).any()
