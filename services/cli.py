@@ -121,6 +121,16 @@ def _client(args, settings: Settings) -> int:
     return run_demo_client(settings, args.user, args.host)
 
 
+def _bench(args, settings: Settings) -> int:
+    """Runs bench/<name>.py as its own process: bench code imports the platform, never the other way round."""
+    import subprocess
+
+    from shared.core.settings import PROJECT_ROOT
+
+    command = [sys.executable, "-m", f"bench.{args.bench}", *args.bench_args]
+    return subprocess.run(command, cwd=PROJECT_ROOT, check=False).returncode
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ecomai", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -170,6 +180,13 @@ def build_parser() -> argparse.ArgumentParser:
     client.add_argument("--user", help="user id to ask as (default: a user with orders)")
     client.add_argument("--host", help="host of the services (default: settings host)")
     client.set_defaults(fn=_client)
+    bench = sub.add_parser("bench", help="run a benchmark of bench/ and write its JSON under bench/results/")
+    bench_kinds = bench.add_subparsers(dest="bench", required=True)
+    ctr = bench_kinds.add_parser(
+        "ctr", help="CTR model benchmarks: [demo|frappe|criteo|avazu|all] [--size S] [--seed N] [--epochs N]"
+    )
+    ctr.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments of python -m bench.ctr")
+    bench.set_defaults(fn=_bench)
     return parser
 
 

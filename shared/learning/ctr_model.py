@@ -4,7 +4,8 @@ features and projected text embeddings; the same module as logistic regression (
 
 The module is saved as TorchScript and served by shared/inference/tabular_backend.py: ``forward`` takes the Triton
 inputs (CAT, NUM, AD_TEXT, USER_TEXT) and returns the calibrated probability and per-field contributions (the change
-in calibrated logit when one field is replaced by its training mean; positive = the field raised the pCTR).
+in calibrated logit when one field is replaced by its training mean; positive = the field raised the pCTR);
+``predict`` returns the probability alone, at the cost of one pass.
 (No ``from __future__ import annotations`` here: TorchScript reads the buffer annotations as real types.)
 """
 
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 
 from shared.core.model_catalog import EMBEDDING_DIM
-from shared.learning.ctr_features import CAT_BUCKETS, CAT_FIELDS, NUM_FIELDS
+from shared.learning.ctr_features import CAT_BUCKETS, NUM_FIELDS
 
 
 class CtrNet(nn.Module):
@@ -37,27 +38,32 @@ class CtrNet(nn.Module):
         cross_layers: int = 2,
         hidden: tuple[int, int] = (128, 64),
         dropout: float = 0.3,  # measured on the small demo shop: 0.1 overfits the id embeddings sooner
+        cat_buckets: tuple[int, ...] = tuple(CAT_BUCKETS.values()),  # in CAT_FIELDS order
+        num_fields: int = len(NUM_FIELDS),
+        text_input_dim: int = EMBEDDING_DIM,
     ):
+        """The defaults are the shop's feature spec (ctr_features.py); other field lists (the public CTR data sets
+        in bench/ctr_public.py) pass their vocabulary sizes, their number count and a text width."""
         super().__init__()
         if kind not in ("dcn", "linear"):
             raise ValueError(f"kind must be 'dcn' or 'linear', got {kind!r}")
         self.kind = kind
         if kind == "linear":  # one weight per bucket, per number, per text dimension
-            field_dim, text_dim = 1, EMBEDDING_DIM
-        sizes = torch.tensor([CAT_BUCKETS[f] for f in CAT_FIELDS], dtype=torch.long)
+            field_dim, text_dim = 1, text_input_dim
+        sizes = torch.tensor(cat_buckets, dtype=torch.long)
         self.register_buffer("sizes", sizes)
         self.register_buffer("offsets", torch.cumsum(sizes, 0) - sizes)
         self.register_buffer("known", torch.zeros(int(sizes.sum()), dtype=torch.bool))
-        self.register_buffer("num_mean", torch.zeros(len(NUM_FIELDS)))
-        self.register_buffer("num_std", torch.ones(len(NUM_FIELDS)))
+        self.register_buffer("num_mean", torch.zeros(num_fields))
+        self.register_buffer("num_std", torch.ones(num_fields))
         self.register_buffer("text_gate", torch.tensor(1.0 if use_text else 0.0))
         self.register_buffer("cal_a", torch.tensor(1.0))
         self.register_buffer("cal_b", torch.tensor(0.0))
         self.embedding = nn.Embedding(int(sizes.sum()), field_dim)
         nn.init.normal_(self.embedding.weight, std=0.01)
-        self.ad_proj: nn.Module = nn.Linear(EMBEDDING_DIM, text_dim) if kind == "dcn" else nn.Identity()
-        self.user_proj: nn.Module = nn.Linear(EMBEDDING_DIM, text_dim) if kind == "dcn" else nn.Identity()
-        widths = [field_dim] * len(CAT_FIELDS) + [1] * len(NUM_FIELDS) + [text_dim, text_dim]
+        self.ad_proj: nn.Module = nn.Linear(text_input_dim, text_dim) if kind == "dcn" else nn.Identity()
+        self.user_proj: nn.Module = nn.Linear(text_input_dim, text_dim) if kind == "dcn" else nn.Identity()
+        widths = [field_dim] * len(cat_buckets) + [1] * num_fields + [text_dim, text_dim]
         width = sum(widths)
         # field f occupies columns [starts[f], starts[f] + widths[f]) of x0; masks[f] marks them
         masks = torch.zeros(len(widths), width)
@@ -103,6 +109,12 @@ class CtrNet(nn.Module):
 
     def logits(self, cat: torch.Tensor, num: torch.Tensor, ad_text: torch.Tensor, user_text: torch.Tensor):
         return self.head(self.x0(cat, num, ad_text, user_text))
+
+    @torch.jit.export
+    def predict(self, cat: torch.Tensor, num: torch.Tensor, ad_text: torch.Tensor, user_text: torch.Tensor):
+        """Calibrated probability [n, 1] alone: one pass over the rows, where ``forward`` makes 1 + fields passes
+        for the contributions (tabular_backend.py calls this when a request asks for PROB only)."""
+        return torch.sigmoid(self.cal_a * self.logits(cat, num, ad_text, user_text) + self.cal_b).unsqueeze(1)
 
     def forward(
         self, cat: torch.Tensor, num: torch.Tensor, ad_text: torch.Tensor, user_text: torch.Tensor

@@ -29,6 +29,9 @@ class CtrTrainConfig:
     weight_decay: float = 1e-5
     patience: int = 3  # epochs without a better validation log loss before stopping
     seed: int = 17
+    # None: the shop's feature spec (ctr_features.py); else the vocabulary size of each categorical column of a
+    # data set with its own fields (bench/ctr_public.py), whose number and text widths are read from the data
+    cat_buckets: tuple[int, ...] | None = None
 
 
 def _tensors(split: CtrSplit) -> tuple[torch.Tensor, ...]:
@@ -64,12 +67,20 @@ def _log_loss(model: CtrNet, split: CtrSplit) -> float:
     return float(torch.nn.functional.binary_cross_entropy_with_logits(z, torch.from_numpy(split.labels)))
 
 
+def _new_model(cfg: CtrTrainConfig, train: CtrSplit) -> CtrNet:
+    if cfg.cat_buckets is None:
+        return CtrNet(cfg.kind, cfg.use_text)
+    f = train.features
+    numbers, text_width = f.num.shape[1], f.ad_text.shape[1]
+    return CtrNet(cfg.kind, cfg.use_text, cat_buckets=cfg.cat_buckets, num_fields=numbers, text_input_dim=text_width)
+
+
 def fit(data: CtrData, cfg: CtrTrainConfig) -> tuple[CtrNet, dict[str, Any]]:
     """A calibrated model and its test metrics."""
     torch.manual_seed(cfg.seed)
     started = time.perf_counter()
     train, validation = data.splits["train"], data.splits["validation"]
-    model = CtrNet(cfg.kind, cfg.use_text)
+    model = _new_model(cfg, train)
     _fit_statistics(model, train)
     rate = float(train.labels.mean())
     with torch.no_grad():
