@@ -11,7 +11,7 @@ from sqlalchemy import Engine
 
 from shared.core.settings import Settings
 from shared.store.engine import make_engine
-from tests.e2e_helpers import intent_mistakes
+from tests.e2e_helpers import intent_mistakes, serving
 from tests.fixtures_infra import free_port, model_repository_with_configs
 
 # embedded Postgres fixtures (pg_admin_url, migrated_template, new_database, data_engine), one server per session
@@ -36,7 +36,6 @@ def platform(pg_admin_url, migrated_template, tmp_path_factory):
     import psycopg
 
     from services.chat.assistant import HANDOFF_BELOW
-    from services.composition import start_service
     from services.platform import prepare_models
     from shared.demo_shop import generate_shop, load_shop
     from shared.inference.triton_client import TritonClient
@@ -69,7 +68,6 @@ def platform(pg_admin_url, migrated_template, tmp_path_factory):
     server = TritonServer(settings)
     server.start()
     triton = TritonClient(settings.triton_grpc_url, settings.triton_timeout_s)
-    running = []
     try:
         prepare_models(settings, url, triton)
         mistakes = intent_mistakes(triton, engine, HANDOFF_BELOW)
@@ -77,14 +75,8 @@ def platform(pg_admin_url, migrated_template, tmp_path_factory):
             raise AssertionError(
                 f"the tiny intent_classifier is not exact on the chat tests' phrases ({len(mistakes)}): {mistakes[:5]}"
             )
-        for name in ("recs", "ads", "chat"):
-            running.append(start_service(name, settings, engine, triton))
-        channels = {r.name: grpc.insecure_channel(f"127.0.0.1:{r.port}") for r in running}
-        yield Platform(settings, url, engine, triton, channels)
-        for channel in channels.values():
-            channel.close()
+        with serving(settings, engine, triton) as channels:
+            yield Platform(settings, url, engine, triton, channels)
     finally:
-        for r in running:
-            r.stop(grace=1)
         server.stop()
         engine.dispose()

@@ -3,9 +3,15 @@ the check that the intent model is exact on them), and error assertions."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import grpc
 import pytest
 from sqlalchemy import Engine, text
+
+SERVICES = ("recs", "ads", "chat")  # recs first: chat calls it
 
 # What the chat tests say, and the intent each must get: templates of the demo shop's intent examples
 # (shared/demo_shop/support.py TEMPLATES), "{order}" filled with a real order id. The platform fixture checks that its
@@ -70,3 +76,23 @@ def assert_rpc_error(call, code: grpc.StatusCode, field: str) -> grpc.RpcError:
     assert info.value.code() == code, info.value.details()
     assert info.value.details().startswith(field), info.value.details()
     return info.value
+
+
+@contextmanager
+def serving(settings: Any, engine: Engine, triton: Any, grace: float = 1.0) -> Iterator[dict[str, grpc.Channel]]:
+    """The three services listening on real sockets, and a channel to each by name; all stopped on exit."""
+    from services.composition import start_service
+
+    running = []
+    try:
+        for name in SERVICES:
+            running.append(start_service(name, settings, engine, triton))
+        channels = {r.name: grpc.insecure_channel(f"127.0.0.1:{r.port}") for r in running}
+        try:
+            yield channels
+        finally:
+            for channel in channels.values():
+                channel.close()
+    finally:
+        for r in running:
+            r.stop(grace=grace)

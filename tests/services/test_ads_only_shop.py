@@ -26,6 +26,7 @@ from services import cli
 from services.platform import prepare_models, seed_demo_shop
 from shared.store.engine import make_engine
 from shared.store.importer import import_shop
+from tests.e2e_helpers import serving
 from tests.fixtures_data import database_url_for
 from tests.fixtures_infra import free_port, running_triton, triton_settings
 
@@ -93,7 +94,6 @@ def _fresh_database(pg_admin_url: str, template: str) -> str:
 
 @pytest.fixture(scope="module")
 def ads_only(pg_admin_url, migrated_template, tmp_path_factory):
-    from services.composition import start_service
 
     home = tmp_path_factory.mktemp("ads_only")
     url = _fresh_database(pg_admin_url, migrated_template)
@@ -107,19 +107,13 @@ def ads_only(pg_admin_url, migrated_template, tmp_path_factory):
     after_train = sorted(str(p.relative_to(repo)) for p in repo.rglob("*") if p.parent in (repo, repo / "ctr_model"))
     service_ports = {f"{name}_port": free_port() for name in ("ads", "recs", "chat")}
     settings = triton_settings(home, repo, database_url=url, train_profile="tiny", triton_timeout_s=30, **service_ports)
-    running = []
     try:
         with running_triton(settings) as (_, triton):
             skipped = prepare_models(settings, url, triton)
             ready = {name: triton.ready_versions(name) for name in ("ctr_model", "text_encoder")}
-            running = [start_service(name, settings, engine, triton) for name in ("recs", "ads", "chat")]
-            channels = {r.name: grpc.insecure_channel(f"127.0.0.1:{r.port}") for r in running}
-            yield AdsOnlyPlatform(engine, after_train, skipped, ready, channels)
-            for channel in channels.values():
-                channel.close()
+            with serving(settings, engine, triton, grace=0) as channels:
+                yield AdsOnlyPlatform(engine, after_train, skipped, ready, channels)
     finally:
-        for r in running:
-            r.stop(grace=0)
         engine.dispose()
 
 
