@@ -56,7 +56,7 @@ def _number(value: Any) -> str:
 
 
 def table(report: dict[str, Any]) -> str:
-    lines = [f"{'benchmark':<10} {'model':<30} {'AUC':>7} {'AUC 95%':>16} {'log loss':>9} {'ECE':>7}"]
+    lines = [f"{'benchmark':<10} {'model':<34} {'AUC':>7} {'AUC 95%':>16} {'log loss':>9} {'ECE':>7}"]
     for name, bench in report["benchmarks"].items():
         if "skipped" in bench:
             lines.append(f"{name:<10} skipped: {bench['skipped']}")
@@ -70,7 +70,7 @@ def table(report: dict[str, Any]) -> str:
                 interval = f"[{_number(low_high[0])}, {_number(low_high[1])}]" if low_high else ""
                 label = prefix + model
                 lines.append(
-                    f"{name:<10} {label:<30} {_number(m['auc']):>7} {interval:>16} "
+                    f"{name:<10} {label:<34} {_number(m['auc']):>7} {interval:>16} "
                     f"{_number(m['log_loss']):>9} {_number(m['ece']):>7}"
                 )
     return "\n".join(lines)

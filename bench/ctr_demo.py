@@ -25,7 +25,7 @@ from services.platform import shop_counts
 from shared.core.settings import Settings
 from shared.demo_shop import generate_shop, load_shop
 from shared.learning.ctr_dataset import CtrData, CtrSplit, ctr_dataset
-from shared.learning.ctr_features import CAT_FIELDS, hashed
+from shared.learning.ctr_features import CAT_FIELDS, NUM_FIELDS, hashed
 from shared.learning.ctr_job import encode_texts
 from shared.learning.ctr_model import CtrNet
 from shared.learning.ctr_training import CtrTrainConfig, fit, predict_logits
@@ -116,6 +116,36 @@ def _calibration_alternatives(model: CtrNet, data: CtrData, test: CtrSplit) -> d
     return {name: score_report(test.labels, probs, interval=False) for name, probs in candidates.items()}
 
 
+def _generator_form(data: CtrData, test_keep: np.ndarray) -> dict[str, Any]:
+    """A reference for what the observed features allow: a logistic regression on exactly the terms of the demo
+    generator's click logit (shared/demo_shop/shoppers.py: category taste, placement, position, segment targeting,
+    favourite brand), with each taste term replaced by what the data shows of it as of the impression (the user's
+    share of interactions in the ad's category and brand). It knows the true functional form, which no production
+    model does, and only the data's estimate of each shopper's taste, which is all any model has: the gap from it
+    to the true probabilities is the cost of estimating taste from a finite history."""
+    from sklearn.linear_model import LogisticRegression
+
+    affinity = NUM_FIELDS.index("user_category_affinity")
+    brand = NUM_FIELDS.index("user_brand_affinity")
+    segment = NUM_FIELDS.index("segment_targeted")
+    placement, position = CAT_FIELDS.index("placement"), CAT_FIELDS.index("position")
+
+    def design(split: CtrSplit, levels: list[np.ndarray]) -> np.ndarray:
+        f = split.features
+        onehots = [(f.cat[:, column][:, None] == values[None, :]).astype(np.float64) for column, values in
+                   zip((placement, position), levels)]  # fmt: skip
+        terms = [f.num[:, affinity], f.num[:, brand] > 0, f.num[:, segment]]
+        return np.column_stack([*(np.asarray(t, dtype=np.float64) for t in terms), *onehots])
+
+    fit_on = [data.splits[name] for name in ("train", "validation", "calibration")]
+    levels = [np.unique(np.concatenate([s.features.cat[:, c] for s in fit_on])) for c in (placement, position)]
+    x = np.concatenate([design(s, levels) for s in fit_on])
+    y = np.concatenate([s.labels for s in fit_on])
+    model = LogisticRegression(C=10.0, max_iter=2000).fit(x, y)
+    test = subset(data.splits["test"], test_keep)
+    return score_report(test.labels, model.predict_proba(design(test, levels))[:, 1])
+
+
 def _without_ads(data: CtrData, buckets: set[int]) -> CtrData:
     """The same split with every row of the held-out ads removed from training, validation and calibration."""
     ad_column = CAT_FIELDS.index("ad")
@@ -147,6 +177,7 @@ def run_demo(
     }
     models = {name: _fitted(data, variant, with_truth, name == "dcn_text") for name, variant in variants.items()}
     models["true_probability"] = score_report(test_labels[with_truth], test_true[with_truth])
+    models["generator_form_on_observed_taste"] = _generator_form(data, with_truth)
 
     held = sorted(set(ad_ids))[::HELD_OUT_EVERY]
     buckets = {hashed("ad", ad) for ad in held}
@@ -165,6 +196,9 @@ def run_demo(
         "test_impressions_without_true_p": int((~with_truth).sum()),
         "models": models,
         "auc_ratio_to_true_p": round(ratio, 4),
+        "auc_ratio_to_generator_form": round(
+            models["dcn_text"]["auc"] / models["generator_form_on_observed_taste"]["auc"], 4
+        ),
         "goal": {
             **GOAL,
             "auc_met": ratio >= GOAL["auc_ratio_to_true_p_min"],

@@ -34,11 +34,9 @@ ANONYMOUS = UserRow(user_id="", segment="", country="")
 class AdsData(Protocol):
     """The reads the ranker makes; ``services.ads.ads_store.AdsStore`` is the Postgres implementation."""
 
-    def get_user(self, user_id: str) -> UserRow | None: ...
+    def user_context(self, user_id: str) -> tuple[UserRow | None, list[str]]: ...
 
     def existing_product(self, product_id: str) -> bool: ...
-
-    def user_recent_categories(self, user_id: str) -> list[str]: ...
 
     def candidate_ads(self, segment: str, categories: list[str], keywords: list[str], limit: int) -> list[AdRow]: ...
 
@@ -106,8 +104,7 @@ class AdRanker:
 
     def rank(self, req: AdRequest) -> RankedAds:
         report = ServingReport()
-        user = self._user(req.user_id, report)
-        recent = self.store.user_recent_categories(user.user_id) if user.user_id else []
+        user, recent = self._user(req.user_id, report)
         if req.product_id and not self.store.existing_product(req.product_id):
             raise NotFound("context.product_id", f"unknown product {req.product_id!r}")
         if req.candidate_ad_ids:
@@ -150,7 +147,7 @@ class AdRanker:
 
     def predict(self, req: AdRequest) -> tuple[list[tuple[str, float]], ServingReport]:
         report = ServingReport()
-        user = self._user(req.user_id, report)
+        user, _ = self._user(req.user_id, report)
         by_id = self.store.ads_by_id(req.candidate_ad_ids)
         for i, ad_id in enumerate(req.candidate_ad_ids):
             if ad_id not in by_id:
@@ -159,14 +156,15 @@ class AdRanker:
         pctrs, _ = self._pctr(user, ads, req, report)
         return [(ad.ad_id, p) for ad, p in zip(ads, pctrs)], report
 
-    def _user(self, user_id: str, report: ServingReport) -> UserRow:
-        """The shopper, or ANONYMOUS for an empty or unknown id (a visitor who is not signed in, or whom the shop
-        has not imported yet): served on the request's context, which the notes say."""
-        user = self.store.get_user(user_id) if user_id else None
+    def _user(self, user_id: str, report: ServingReport) -> tuple[UserRow, list[str]]:
+        """The shopper and the categories they browsed lately, or ANONYMOUS for an empty or unknown id (a visitor
+        who is not signed in, or whom the shop has not imported yet): served on the request's context, which the
+        notes say."""
+        user, recent = self.store.user_context(user_id) if user_id else (None, [])
         if user is None:
             report.notes.append("anonymous")
-            return ANONYMOUS
-        return user
+            return ANONYMOUS, []
+        return user, recent
 
     def _filter(self, user: UserRow, ads: list[AdRow]) -> tuple[list[AdRow], dict[str, int]]:
         """Drops ads whose campaign is out of budget or ahead of pace, or that hit the user's frequency cap.

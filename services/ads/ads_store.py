@@ -3,13 +3,15 @@ response served, with the price a click on each will cost."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, bindparam, text
+from sqlalchemy import Engine, RowMapping, bindparam, text
 
 from services.ads.ctr_inputs import CtrInputs, CtrInputsReader
 from shared.core.text_features import MAX_RECENT_CATEGORIES
+from shared.core.ttl_cache import TtlCache
 from shared.store.schema import INTERACTION_TYPES, sql_list
 
 
@@ -48,12 +50,32 @@ class ServedAd:
     price_micros: int
 
 
-_AD_COLUMNS = """
+# What may change between two requests (money: bid, budgets, spend) is read with every request; what describes the
+# ad (text, targeting, product) is kept in process for AD_FACTS_TTL_S. Parsing 200 ads' text and JSON columns was
+# the largest database cost of a RankAds over 200 candidates.
+_DELIVERY_COLUMNS = """
+    a.ad_id, a.bid_micros, c.daily_budget_micros, c.total_budget_micros, coalesce(c.spent_micros, 0) as spent_micros
+"""
+_FACT_COLUMNS = """
     a.ad_id, a.campaign_id, a.product_id, a.title, coalesce(a.body, '') as body, coalesce(a.category, '') as category,
     coalesce(a.keywords, '[]'::jsonb) as keywords, coalesce(a.target_segments, '[]'::jsonb) as target_segments,
-    a.bid_micros, a.frequency_cap_per_day, c.daily_budget_micros, c.total_budget_micros,
-    coalesce(c.spent_micros, 0) as spent_micros
+    a.frequency_cap_per_day
 """
+# A change of an ad's text or targeting reaches serving within this many seconds (bids and budgets: at once).
+AD_FACTS_TTL_S = 30.0
+
+
+@dataclass(frozen=True)
+class _AdFacts:
+    campaign_id: str
+    product_id: str | None
+    title: str
+    body: str
+    category: str
+    keywords: list[str]
+    target_segments: list[str]
+    frequency_cap_per_day: int | None
+
 
 _ACTIVE = """
     a.status = 'active' and c.status = 'active'
@@ -62,24 +84,37 @@ _ACTIVE = """
 
 
 class AdsStore:
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        self._ctr_inputs = CtrInputsReader(engine)  # reuses each ad's features for a few seconds
+    """``engine`` writes; ``reads`` (default: ``engine``) serves the one-statement reads, best an autocommit engine
+    (shared.store.engine.make_read_engine): a RankAds makes four of them."""
 
-    def get_user(self, user_id: str) -> UserRow | None:
+    def __init__(self, engine: Engine, reads: Engine | None = None):
+        self.writes = engine
+        self.engine = reads or engine
+        self._ctr_inputs = CtrInputsReader(self.engine)  # reuses each ad's features for a few seconds
+        self._facts: TtlCache[str, _AdFacts] = TtlCache(AD_FACTS_TTL_S)
+
+    def user_context(self, user_id: str, limit: int = MAX_RECENT_CATEGORIES) -> tuple[UserRow | None, list[str]]:
+        """(the user, or None when unknown; the categories of the products they interacted with most recently --
+        views, carts, purchases -- newest first, by default as many as the CTR model's text holds), in one round
+        trip."""
+        query = text(f"""
+            select u.user_id, coalesce(u.segment, '') as segment, coalesce(u.country, '') as country,
+                   coalesce(array(
+                       select p.category from (
+                           select product_id, max(occurred_at) as last_at from events
+                           where user_id = u.user_id and type in {sql_list(INTERACTION_TYPES)}
+                             and product_id is not null
+                           group by product_id order by last_at desc limit 50
+                       ) recent join products p using (product_id)
+                       group by p.category order by max(recent.last_at) desc limit :n
+                   ), '{{}}') as recent
+            from users u where u.user_id = :u
+        """)
         with self.engine.connect() as conn:
-            row = (
-                conn.execute(
-                    text(
-                        "select user_id, coalesce(segment, '') as segment, coalesce(country, '') as country "
-                        "from users where user_id = :u"
-                    ),
-                    {"u": user_id},
-                )
-                .mappings()
-                .first()
-            )
-        return UserRow(**row) if row else None
+            row = conn.execute(query, {"u": user_id, "n": limit}).mappings().first()
+        if row is None:
+            return None, []
+        return UserRow(row["user_id"], row["segment"], row["country"]), list(row["recent"])
 
     def existing_product(self, product_id: str) -> bool:
         with self.engine.connect() as conn:
@@ -88,33 +123,18 @@ class AdsStore:
                 is not None
             )
 
-    def user_recent_categories(self, user_id: str, limit: int = MAX_RECENT_CATEGORIES) -> list[str]:
-        """Categories of the products the user interacted with most recently (views, carts, purchases), newest
-        first: by default as many as the CTR model's text holds."""
-        query = text(f"""
-            select p.category from (
-                select product_id, max(occurred_at) as last_at from events
-                where user_id = :u and type in {sql_list(INTERACTION_TYPES)} and product_id is not null
-                group by product_id order by last_at desc limit 50
-            ) recent join products p using (product_id)
-            group by p.category order by max(recent.last_at) desc limit :n
-        """)
-        with self.engine.connect() as conn:
-            return [r[0] for r in conn.execute(query, {"u": user_id, "n": limit})]
-
     def candidate_ads(
         self, segment: str, categories: list[str], keywords: list[str], limit: int, now: datetime | None = None
     ) -> list[AdRow]:
         """Active ads whose segment targeting admits the user and that match a category or keyword,
         best bids first; falls back to run-of-network ads (no keywords) when few match."""
         query = text(f"""
-            select {_AD_COLUMNS},
-                   (a.category = any(:cats) or a.keywords ?| :kws) as matched
+            select {_DELIVERY_COLUMNS}
             from ads a join campaigns c using (campaign_id)
             where {_ACTIVE}
               and (jsonb_array_length(coalesce(a.target_segments, '[]'::jsonb)) = 0
                    or a.target_segments ? :segment)
-            order by matched desc, a.bid_micros desc, a.ad_id
+            order by (a.category = any(:cats) or a.keywords ?| :kws) desc, a.bid_micros desc, a.ad_id
             limit :limit
         """)
         params = {
@@ -126,14 +146,58 @@ class AdsStore:
         }
         with self.engine.connect() as conn:
             rows = conn.execute(query, params).mappings().all()
-        return [_ad_row(r) for r in rows]
+        return self._with_facts(rows)
 
     def ads_by_id(self, ad_ids: list[str]) -> dict[str, AdRow]:
         # one array parameter: an expanded ``in`` list of 200 makes a new statement text per length to parse
-        query = text(f"select {_AD_COLUMNS} from ads a join campaigns c using (campaign_id) where a.ad_id = any(:ids)")
+        query = text(
+            f"select {_DELIVERY_COLUMNS} from ads a join campaigns c using (campaign_id) where a.ad_id = any(:ids)"
+        )
         with self.engine.connect() as conn:
             rows = conn.execute(query, {"ids": ad_ids}).mappings().all()
-        return {r["ad_id"]: _ad_row(r) for r in rows}
+        return {ad.ad_id: ad for ad in self._with_facts(rows)}
+
+    def _with_facts(self, rows: Sequence[RowMapping]) -> list[AdRow]:
+        """Ad rows from the delivery columns just read and each ad's facts (from memory, or read now in one round
+        trip for the ads not seen in the last AD_FACTS_TTL_S seconds); an ad deleted in between is left out."""
+        facts = self._facts.get_many([r["ad_id"] for r in rows], self._read_facts)
+        return [
+            AdRow(
+                r["ad_id"],
+                f.campaign_id,
+                f.product_id,
+                f.title,
+                f.body,
+                f.category,
+                f.keywords,
+                f.target_segments,
+                int(r["bid_micros"]),
+                f.frequency_cap_per_day,
+                r["daily_budget_micros"],
+                r["total_budget_micros"],
+                int(r["spent_micros"]),
+            )  # fmt: skip
+            for r in rows
+            if (f := facts.get(r["ad_id"])) is not None
+        ]
+
+    def _read_facts(self, ad_ids: list[str]) -> dict[str, _AdFacts]:
+        query = text(f"select {_FACT_COLUMNS} from ads a where a.ad_id = any(:ids)")
+        with self.engine.connect() as conn:
+            rows = conn.execute(query, {"ids": ad_ids}).mappings().all()
+        return {
+            r["ad_id"]: _AdFacts(
+                r["campaign_id"],
+                r["product_id"],
+                r["title"],
+                r["body"],
+                r["category"],
+                list(r["keywords"]),
+                list(r["target_segments"]),
+                r["frequency_cap_per_day"],
+            )  # fmt: skip
+            for r in rows
+        }
 
     def delivery_today(self, user_id: str, ad_ids: list[str], campaign_ids: list[str]) -> tuple[dict, dict]:
         """(impressions of each ad to this user today, what each campaign was charged today), days in UTC.
@@ -141,21 +205,21 @@ class AdsStore:
         The spend is the sum of the click charges (``campaign_daily_spend``, kept by ``shared.store.ad_charges``):
         the GSP prices actually charged, capped by the budgets."""
         start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        imps = text("""
-            select ad_id, count(*) from events
+        query = text("""
+            select 'ad' as kind, ad_id as id, count(*) as value from events
             where user_id = :u and type = 'impression' and occurred_at >= :start and ad_id = any(:ads)
             group by ad_id
-        """)
-        spend = text("""
-            select campaign_id, spent_micros from campaign_daily_spend
+            union all
+            select 'campaign', campaign_id, spent_micros from campaign_daily_spend
             where day = :day and campaign_id = any(:camps)
-        """)
+        """)  # one statement, one round trip
+        params = {"u": user_id, "start": start, "ads": ad_ids or [""], "day": start.date(), "camps": campaign_ids}
+        per_ad: dict[str, int] = {}
+        per_campaign: dict[str, int] = {}
         with self.engine.connect() as conn:
-            per_ad: dict[str, int] = dict(
-                conn.execute(imps, {"u": user_id, "start": start, "ads": ad_ids or [""]}).all()
-            )
-            per_campaign: dict[str, int] = dict(conn.execute(spend, {"day": start.date(), "camps": campaign_ids}).all())
-        return per_ad, {k: int(v) for k, v in per_campaign.items()}
+            for kind, key, value in conn.execute(query, params):
+                (per_ad if kind == "ad" else per_campaign)[key] = int(value)
+        return per_ad, per_campaign
 
     def record_served(self, served: list[ServedAd]) -> None:
         """Stores the served ads of one response with their prices, in one insert: a click can only be charged
@@ -174,7 +238,11 @@ class AdsStore:
             "users": [s.user_id for s in served],
             "prices": [s.price_micros for s in served],
         }
-        with self.engine.begin() as conn:
+        with self.writes.begin() as conn:
+            # Not waiting for the WAL flush (4-5 ms of a 20 ms request here): if Postgres crashed within the next
+            # fraction of a second these rows could be lost, and a click on such an impression is then not
+            # charged -- the advertiser is never charged more than what was recorded, only possibly less.
+            conn.execute(text("set local synchronous_commit to off"))
             conn.execute(query, columns)
 
     def ctr_inputs(self, user_id: str, ad_ids: list[str]) -> CtrInputs:
@@ -190,21 +258,3 @@ class AdsStore:
         """).bindparams(bindparam("ids", expanding=True))
         with self.engine.connect() as conn:
             return dict(conn.execute(query, {"ids": ad_ids or [""]}).all())
-
-
-def _ad_row(r) -> AdRow:
-    return AdRow(
-        ad_id=r["ad_id"],
-        campaign_id=r["campaign_id"],
-        product_id=r["product_id"],
-        title=r["title"],
-        body=r["body"],
-        category=r["category"],
-        keywords=list(r["keywords"]),
-        target_segments=list(r["target_segments"]),
-        bid_micros=int(r["bid_micros"]),
-        frequency_cap_per_day=r["frequency_cap_per_day"],
-        daily_budget_micros=r["daily_budget_micros"],
-        total_budget_micros=r["total_budget_micros"],
-        spent_micros=int(r["spent_micros"]),
-    )

@@ -10,7 +10,6 @@ the read's cost."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import numpy as np
 from sqlalchemy import Engine, text
 
 from shared.core.model_catalog import EMBEDDING_DIM, TEXT_ENCODER
+from shared.core.ttl_cache import TtlCache
 from shared.learning.ctr_features import AdCounters, AdFacts, ClickCounts, UserProfile
 
 AdFeatures = tuple[AdFacts, AdCounters, np.ndarray]  # one ad's facts, counters and text embedding
@@ -73,21 +73,20 @@ class CtrInputsReader:
 
     def __init__(self, engine: Engine, ttl_s: float = AD_FEATURES_TTL_S, clock: Callable[[], float] = time.monotonic):
         self.engine = engine
-        self.ttl_s = ttl_s
-        self.clock = clock
-        self._ads: dict[str, tuple[float, AdFeatures]] = {}  # ad id -> (expires at, features)
-        self._lock = threading.Lock()
+        self._ads: TtlCache[str, AdFeatures] = TtlCache(ttl_s, clock)
 
     def read(self, user_id: str, ad_ids: list[str]) -> CtrInputs:
         if not ad_ids:
             return CtrInputs()
-        now = self.clock()
-        with self._lock:
-            fresh = {a: entry[1] for a in ad_ids if (entry := self._ads.get(a)) is not None and entry[0] > now}
-        inputs = _read(self.engine, user_id, [a for a in ad_ids if a not in fresh])
-        with self._lock:
-            self._ads.update((a, (now + self.ttl_s, features)) for a, features in inputs.ads.items())
-        inputs.ads.update(fresh)
+        read_now: list[CtrInputs] = []  # the user's part comes with the ads read now, in the same round trip
+
+        def load(missing: list[str]) -> dict[str, AdFeatures]:
+            read_now.append(_read(self.engine, user_id, missing))
+            return read_now[0].ads
+
+        ads = self._ads.get_many(ad_ids, load)
+        inputs = read_now[0] if read_now else _read(self.engine, user_id, [])
+        inputs.ads = ads
         return inputs
 
 

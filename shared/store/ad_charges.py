@@ -12,22 +12,28 @@ charged together or not at all. Safe across replicas:
   ``least(price, total left, today left)`` to the total (``campaigns.spent_micros``) and to today's row of
   ``campaign_daily_spend`` in one atomic update. Campaigns are locked in id order, so two batches never deadlock.
 - **a click on an impression the platform never served** (no recorded price: a forged or foreign impression id, or
-  a demo/imported history) charges nothing and is counted as ``unpriced``."""
+  a demo/imported history) charges nothing and is counted as ``unpriced``.
+- **a click more than CLICK_WINDOW after its impression was served** charges nothing (``unpriced`` too): the click
+  is stored, but it is not paid for. ``purge_served_impressions`` then drops served rows past the window, so the
+  table holds about one window of traffic."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, text
 
 from shared.core.observability import CLICK_CHARGES_TOTAL
 from shared.store.records import ChargeSummary
 
+CLICK_WINDOW = timedelta(hours=24)  # a click is paid for when it comes within this time of its impression
+
 _CLAIM = text("""
     insert into ad_charges (impression_id, campaign_id, click_event_id, price_micros, charged_micros, charged_at)
     select distinct on (s.impression_id) s.impression_id, s.campaign_id, c.event_id, s.price_micros, 0, :now
     from unnest(cast(:impressions as text[]), cast(:events as text[])) as c(impression_id, event_id)
     join served_impressions s using (impression_id)
+    where s.served_at >= :since
     order by s.impression_id, c.event_id
     on conflict (impression_id) do nothing
     returning impression_id, campaign_id, price_micros
@@ -67,14 +73,16 @@ def charge_clicks(conn: Connection, clicks: list[tuple[str, str]], now: datetime
     impressions = [impression for _, impression in clicks]
     served = set(
         conn.execute(
-            text("select impression_id from served_impressions where impression_id = any(:ids)"),
-            {"ids": impressions},
+            text(
+                "select impression_id from served_impressions where impression_id = any(:ids) and served_at >= :since"
+            ),
+            {"ids": impressions, "since": now - CLICK_WINDOW},
         ).scalars()
     )
     summary.unpriced = sum(1 for impression in impressions if impression not in served)
     claimed = conn.execute(
         _CLAIM,
-        {"impressions": impressions, "events": [event for event, _ in clicks], "now": now},
+        {"impressions": impressions, "events": [event for event, _ in clicks], "now": now, "since": now - CLICK_WINDOW},
     ).all()
     summary.repeated = len(clicks) - summary.unpriced - len(claimed)
     day = now.astimezone(UTC).date()
@@ -91,3 +99,12 @@ def charge_clicks(conn: Connection, clicks: list[tuple[str, str]], now: datetime
     for outcome in ("charged", "repeated", "unpriced"):
         CLICK_CHARGES_TOTAL.labels(outcome).inc(getattr(summary, outcome))
     return summary
+
+
+def purge_served_impressions(conn: Connection, now: datetime) -> int:
+    """Deletes the served impressions that no click can be charged for any more (served over CLICK_WINDOW ago);
+    their charges stay in ``ad_charges``. Returns how many rows went. The worker runs it hourly."""
+    result = conn.execute(
+        text("delete from served_impressions where served_at < :before"), {"before": now - CLICK_WINDOW}
+    )
+    return result.rowcount or 0

@@ -18,7 +18,7 @@ EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_SKEW = timedelta(hours=1)  # client clocks run a little fast
 
 REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
-    "impression": ("user_id", "ad_id", "impression_id"),
+    "impression": ("ad_id", "impression_id"),  # no user: an anonymous shopper's impression (RankAds serves them)
     "click": ("impression_id",),
     "view": ("user_id", "product_id"),
     "cart": ("user_id", "product_id"),

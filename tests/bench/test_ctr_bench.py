@@ -20,7 +20,9 @@ def test_bench_ctr_demo_writes_the_documented_json(tmp_path: Path) -> None:
     report = json.loads(out.read_text())  # strict JSON: NaN would not parse back as a number
     assert report["command"].startswith("ecomai bench ctr demo")
     demo = report["benchmarks"]["demo"]
-    assert set(demo["models"]) == {"dcn_text", "dcn_without_text", "logistic_regression", "true_probability"}
+    assert set(demo["models"]) == {
+        "dcn_text", "dcn_without_text", "logistic_regression", "true_probability", "generator_form_on_observed_taste"
+    }  # fmt: skip
     for metrics in demo["models"].values():
         assert MODEL_KEYS <= set(metrics)
         low, high = metrics["auc_95"]
@@ -32,6 +34,8 @@ def test_bench_ctr_demo_writes_the_documented_json(tmp_path: Path) -> None:
     assert demo["models"]["true_probability"]["auc"] > 0.55
     ratio = demo["models"]["dcn_text"]["auc"] / demo["models"]["true_probability"]["auc"]
     assert math.isclose(demo["auc_ratio_to_true_p"], ratio, abs_tol=1e-3)
+    reference = demo["models"]["dcn_text"]["auc"] / demo["models"]["generator_form_on_observed_taste"]["auc"]
+    assert math.isclose(demo["auc_ratio_to_generator_form"], reference, abs_tol=1e-3)
     assert {"auc_met", "ece_met"} <= set(demo["goal"])
     assert {"held_out_ads", "test_impressions", "models", "text_gain_auc"} <= set(demo["unseen_ads"])
     assert demo["previous_text_only_model"]["auc"] == 0.546

@@ -81,6 +81,7 @@ def _rule_table(now: datetime) -> list[tuple[EventIn, str | None]]:
     add(valid["chat_feedback"], None, rating=BOUNDS["rating"].low)
     add(valid["view"], None, occurred_at=EARLIEST_EVENT)
     add(valid["view"], None, occurred_at=now + FUTURE_SKEW - timedelta(minutes=5))
+    add(valid["impression"], None, user_id=None)  # RankAds serves shoppers who are not signed in
 
     add(valid["view"], "missing_field", event_id="")
     add(valid["view"], "missing_field", type="teleport")

@@ -5,11 +5,12 @@ served. Two FeatureStores on two engines play two replicas."""
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import Engine, text
 
+from shared.store.ad_charges import CLICK_WINDOW, purge_served_impressions
 from shared.store.engine import make_engine
 from shared.store.feature_store import FeatureStore
 from shared.store.records import ChargeSummary, EventIn
@@ -103,6 +104,26 @@ def test_a_click_on_an_impression_never_served_charges_nothing_and_is_counted(en
     assert result.accepted == 2  # the click is still stored as behaviour
     assert result.charges == ChargeSummary(charged=1, charged_micros=400_000, unpriced=1)
     assert spend(engine) == (400_000, 400_000)
+
+
+def test_a_click_past_the_window_charges_nothing_and_the_purge_drops_only_expired_impressions(engines):
+    engine, _ = engines
+    campaign(engine, daily=5_000_000)
+    serve(engine, {"imp-old": 400_000, "imp-recent": 300_000})
+    now = datetime.now(UTC)
+    with engine.begin() as conn:  # served just outside and just inside the click window
+        for imp, age in (("imp-old", CLICK_WINDOW + timedelta(minutes=5)), ("imp-recent", CLICK_WINDOW / 2)):
+            conn.execute(
+                text("update served_impressions set served_at = :t where impression_id = :i"),
+                {"t": now - age, "i": imp},
+            )
+    result = FeatureStore(engine).ingest_events([click("c-1", "imp-old"), click("c-2", "imp-recent")])
+    assert result.accepted == 2
+    assert result.charges == ChargeSummary(charged=1, charged_micros=300_000, unpriced=1)
+    with engine.begin() as conn:
+        assert purge_served_impressions(conn, now) == 1
+        left = conn.execute(text("select impression_id from served_impressions")).scalars().all()
+    assert left == ["imp-recent"]
 
 
 @pytest.mark.parametrize(
