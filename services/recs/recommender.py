@@ -1,74 +1,52 @@
-"""Recommendations, similar products and search: retrieval from several sources, ranking by the fine-tuned
-recs_ranker on Triton, business rules, diversity, and popular items to always fill k. No gRPC here."""
+"""Recommend and SimilarProducts: candidates from text ANN around the user (or the anchor), the materialized
+co-occurrence lists of their recent products and the popular/trending lists of their categories, ranked in ONE
+Triton call by the sequential recs_ranker, then business rules, diversity and popular items to always fill k.
+No gRPC here.
+
+Reasons come from the model where it ranked: the history product that contributed most to the item's score
+("because you viewed X"), then the retrieval sources. A user without history is ranked on what their storefront
+session viewed (the request's context); with neither, they get a cold-start list (popular and trending, in the
+categories the filter names); when the ranker or a source is down the answer still has k items and
+says it is degraded."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Protocol
-
 import numpy as np
 
-from services.recs.recs_store import ProductRow
-from services.serving import ServingReport, model_probs
-from shared.core.errors import ModelUnavailable, NotFound
-from shared.core.model_catalog import RECS_RANKER, TEXT_ENCODER
-from shared.core.text_features import MAX_HISTORY_TITLES, ranker_text
+from services.recs import ranker_call
+from services.recs.candidates import (
+    CandidatePool,
+    ProductFilter,
+    RecsData,
+    RecsResult,
+    ScoredItem,
+    check_filter,
+    eligible,
+    fill_to_k,
+    interest_vector,
+    read_source,
+)
+from services.recs.recs_store import ListKey, ProductRow
+from services.recs.search import ProductSearch
+from services.serving import ServingReport
+from shared.core.errors import NotFound
 from shared.inference.client import InferenceClient
 
-RRF_K = 60  # reciprocal-rank-fusion constant (Cormack et al.): damps the head of each list
-RETRIEVE_PER_SOURCE = 60
-MAX_RANKED = 64  # one Triton batch per request
+ANN_LIMIT = 150  # nearest products to the user vector
+# candidates the ranker scores in its one call: >= 200 as retrieval needs, and half the model's 512 because on 2 CPU
+# cores the call's cost grows with C and bounds the requests/s (bench/serving_recs.py)
+RANK_LIMIT = 256
+CO_ANCHORS = 5  # recent products whose co-occurrence lists are read
+INTEREST_CATEGORIES = 3  # categories of the recent products whose popular/trending lists are read
+LIST_CUT = 60  # items taken from each popular/trending list
+POPULAR_KEY, TRENDING_KEY = "7d", "1d"  # shared/learning/recs_lists.py windows
 
 
-class RecsData(Protocol):
-    """The retrieval sources and lookups the recommender reads; ``services.recs.recs_store.RecsStore`` is the
-    Postgres implementation. Scored lists come best first."""
-
-    def user_exists(self, user_id: str) -> bool: ...
-
-    def products(self, ids: list[str]) -> dict[str, ProductRow]: ...
-
-    def user_history(self, user_id: str) -> tuple[list[str], set[str]]: ...
-
-    def similar_to_products(self, product_ids: list[str], limit: int) -> list[tuple[str, float]]: ...
-
-    def co_interacted(self, product_ids: list[str], exclude_user: str, limit: int) -> list[tuple[str, float]]: ...
-
-    def popular(self, limit: int, *, categories: list[str] | None = None) -> list[tuple[str, float]]: ...
-
-    def lexical_search(self, query: str, limit: int) -> list[tuple[str, float]]: ...
-
-    def nearest_to_vector(self, vector: np.ndarray, limit: int) -> list[tuple[str, float]]: ...
-
-
-@dataclass(frozen=True)
-class ProductFilter:
-    categories: list[str] = field(default_factory=list)
-    exclude_ids: list[str] = field(default_factory=list)
-    include_purchased: bool = False
-    include_out_of_stock: bool = False
-
-
-@dataclass
-class ScoredItem:
-    product: ProductRow
-    score: float
-    source: str
-    reasons: list[tuple[str, str]]
-
-
-@dataclass
-class RecsResult:
-    items: list[ScoredItem]
-    total_matches: int
-    serving: ServingReport
-
-
-@dataclass
-class _Candidate:
-    source: str
-    fused: float = 0.0
-    reasons: list[tuple[str, str]] = field(default_factory=list)
+def interest_lists(categories: list[str]) -> list[ListKey]:
+    keys: list[ListKey] = [("popular", f"{POPULAR_KEY}:all"), ("trending", f"{TRENDING_KEY}:all")]
+    for c in categories:
+        keys += [("popular", f"{POPULAR_KEY}:cat:{c}"), ("trending", f"{TRENDING_KEY}:cat:{c}")]
+    return keys
 
 
 class Recommender:
@@ -76,199 +54,133 @@ class Recommender:
         self.store = store
         self.triton = triton
         self.service_name = service_name
+        self.searcher = ProductSearch(store, triton, service_name)
 
     # -- public operations ---------------------------------------------------------------------
-    def recommend(self, user_id: str, k: int, filt: ProductFilter, max_per_category: int = 0) -> RecsResult:
+    def recommend(
+        self, user_id: str, k: int, filt: ProductFilter, max_per_category: int = 0, session_id: str | None = None
+    ) -> RecsResult:
         report = ServingReport()
-        self._require_user("user_id", user_id)
+        check_filter(self.store, filt)
         history, bought = self.store.user_history(user_id)
-        titles = self._titles(history[:MAX_HISTORY_TITLES])
-        pool: dict[str, _Candidate] = {}
+        if not history and session_id:  # a new or signed-out shopper: what this session viewed is the context
+            history = self.store.session_history(session_id)
+        pool = CandidatePool()
+        rows = self.store.products(history)
+        vectors = self.store.embeddings(history)
         if history:
-            _merge(
-                pool,
-                "ann_text",
-                self.store.similar_to_products(history[:10], RETRIEVE_PER_SOURCE),
-                "SIMILAR_TEXT",
-                "similar to " + ", ".join(titles[:2]),
-            )
-            _merge(
-                pool,
-                "collaborative",
-                self.store.co_interacted(history[:10], user_id, RETRIEVE_PER_SOURCE),
-                "ALSO_VIEWED",
-                "shoppers who viewed what you viewed also viewed this",
-            )
-            _merge(pool, "recent", [(p, 1.0) for p in history], "RECENTLY_VIEWED", "you looked at this recently")
-        _merge(pool, "popular", self.store.popular(RETRIEVE_PER_SOURCE // 2), "POPULAR", "trending in the shop")
-        ranked = self._rank(pool, filt, bought, titles, report, use_model=bool(history))
-        return self._finish(ranked, k, filt, bought, max_per_category, report, len(pool))
+            vec = interest_vector(history, vectors)
+            if vec is not None:
+                pool.merge("ann_text", self._ann(vec, report), "SIMILAR_TEXT", "similar to what you viewed")
+        else:
+            report.notes.append("cold start: no history for this user; popular and trending items")
+        categories = list(dict.fromkeys(rows[p].category for p in history if p in rows))[:INTEREST_CATEGORIES]
+        anchors = [p for p in history[:CO_ANCHORS] if p in rows]
+        keys = [(kind, p) for p in anchors for kind in ("co_view", "co_buy")] + interest_lists(
+            filt.categories or categories
+        )
+        found = self._lists(keys, report)
+        for p in anchors:
+            title = rows[p].title
+            pool.merge("collaborative", found.get(("co_view", p), []), "ALSO_VIEWED", f"shoppers who viewed {title}")
+            pool.merge("collaborative", found.get(("co_buy", p), []), "ALSO_BOUGHT", f"shoppers who bought {title}")
+        pool.merge("recent", [(p, 1.0) for p in history if p not in bought], "RECENTLY_VIEWED", "you viewed this")
+        for (kind, key), listed in found.items():
+            if kind in ("popular", "trending"):
+                where = "in the shop" if key.endswith(":all") else f"in {key.split(':cat:', 1)[1]}"
+                code = "TRENDING" if kind == "trending" else "POPULAR"
+                pool.merge(kind, listed[:LIST_CUT], code, f"{kind} {where}", weight=0.5)
+        ranked = self._rank(history, rows, pool, filt, bought, report)
+        items = fill_to_k(self.store, ranked, k, filt, bought, max_per_category, report)
+        return RecsResult(items, len(pool), report)
 
     def similar(self, product_id: str, k: int, user_id: str | None, filt: ProductFilter) -> RecsResult:
         report = ServingReport()
         anchor = self.store.products([product_id]).get(product_id)
         if anchor is None:
             raise NotFound("product_id", f"unknown product {product_id!r}")
-        bought: set[str] = set()
-        if user_id:
-            self._require_user("user_id", user_id)
-            bought = self.store.user_history(user_id)[1]
-        pool: dict[str, _Candidate] = {}
-        _merge(
-            pool,
-            "ann_text",
-            self.store.similar_to_products([product_id], RETRIEVE_PER_SOURCE),
-            "SIMILAR_TEXT",
-            f"described like {anchor.title}",
-        )
-        _merge(
-            pool,
-            "collaborative",
-            self.store.co_interacted([product_id], user_id or "", RETRIEVE_PER_SOURCE),
-            "ALSO_VIEWED",
-            f"shoppers who viewed {anchor.title} also viewed this",
-        )
-        if not pool:
-            report.degrade(self.service_name, "popular_in_category", "no embeddings or co-views for this product")
-            _merge(
-                pool,
-                "popular",
-                self.store.popular(RETRIEVE_PER_SOURCE, categories=[anchor.category]),
-                "SAME_CATEGORY",
-                f"popular in {anchor.category}",
-            )
+        check_filter(self.store, filt)
+        history, bought = self.store.user_history(user_id) if user_id else ([], set())
+        pool = CandidatePool()
+        vec = self.store.embeddings([product_id]).get(product_id)
+        if vec is not None:
+            pool.merge("ann_text", self._ann(vec, report), "SIMILAR_TEXT", f"described like {anchor.title}")
+        found = self._lists([("co_view", product_id), ("co_buy", product_id)], report)
+        pool.merge("collaborative", found.get(("co_view", product_id), []), "ALSO_VIEWED",
+                   f"shoppers who viewed {anchor.title} also viewed this")  # fmt: skip
+        pool.merge("collaborative", found.get(("co_buy", product_id), []), "ALSO_BOUGHT",
+                   f"shoppers who bought {anchor.title} also bought this")  # fmt: skip
         pool.pop(product_id, None)
+        if not pool:
+            report.degrade(self.service_name, "popular_in_category", "no embedding or co-occurrence for this product")
+            same = self.store.popular(ANN_LIMIT, categories=[anchor.category])
+            pool.merge("popular", same, "SAME_CATEGORY", f"popular in {anchor.category}")
+            pool.pop(product_id, None)
         filt = ProductFilter(
             filt.categories, [*filt.exclude_ids, product_id], filt.include_purchased, filt.include_out_of_stock
         )
-        ranked = self._rank(pool, filt, bought, [], report, use_model=False)
-        return self._finish(ranked, k, filt, bought, 0, report, len(pool))
+        model_history = [product_id, *[p for p in history if p != product_id]]
+        rows = self.store.products(model_history[1:])  # no "because you viewed <the anchor>" reason
+        ranked = self._rank(model_history, rows, pool, filt, bought, report)
+        return RecsResult(fill_to_k(self.store, ranked, k, filt, bought, 0, report), len(pool), report)
 
-    def search(self, query: str, k: int, user_id: str | None, filt: ProductFilter) -> RecsResult:
-        report = ServingReport()
-        history: list[str] = []
-        bought: set[str] = set()
-        if user_id:
-            self._require_user("user_id", user_id)
-            history, bought = self.store.user_history(user_id)
-        pool: dict[str, _Candidate] = {}
-        _merge(
-            pool, "lexical", self.store.lexical_search(query, RETRIEVE_PER_SOURCE), "TEXT_MATCH", f"matches '{query}'"
-        )
-        try:
-            vector = self.triton.embed([query])[0]
-            report.model_name, report.model_version = TEXT_ENCODER, 0
-            _merge(
-                pool,
-                "semantic",
-                self.store.nearest_to_vector(vector, RETRIEVE_PER_SOURCE // 2),
-                "SEMANTIC_MATCH",
-                f"related to '{query}'",
-            )
-        except ModelUnavailable as exc:
-            report.degrade(self.service_name, "lexical_only", str(exc))
-        total = len(pool)
-        if history:
-            liked = {p.category for p in self.store.products(history[:20]).values()}
-            for pid, product in self.store.products(list(pool)).items():
-                if product.category in liked:
-                    pool[pid].fused *= 1.2
-                    pool[pid].reasons.append(("PERSONALIZED", f"you often browse {product.category}"))
-        ranked = self._rank(pool, filt, bought, [], report, use_model=False)
-        if len(ranked) < k:
-            report.notes.append(f"{len(ranked)} matches for the query; filled with popular items")
-        return self._finish(ranked, k, filt, bought, 0, report, total)
+    def search(self, query: str, k: int, user_id: str | None, filt: ProductFilter, offset: int = 0) -> RecsResult:
+        return self.searcher.search(query, k, user_id, filt, offset)
 
     # -- steps ---------------------------------------------------------------------------------
-    def _require_user(self, field_name: str, user_id: str) -> None:
-        if not self.store.user_exists(user_id):
-            raise NotFound(field_name, f"unknown user {user_id!r}")
+    def _ann(self, vector: np.ndarray, report: ServingReport) -> list[tuple[str, float]]:
+        return read_source(report, self.service_name, "ann", lambda: self.store.nearest_to_vector(vector, ANN_LIMIT))
 
-    def _titles(self, ids: list[str]) -> list[str]:
-        products = self.store.products(ids)
-        return [products[i].title for i in ids if i in products]
+    def _lists(self, keys: list[ListKey], report: ServingReport) -> dict[ListKey, list[tuple[str, float]]]:
+        found: dict[ListKey, list[tuple[str, float]]] = {}
 
-    def _allowed(self, p: ProductRow, filt: ProductFilter, bought: set[str]) -> bool:
-        return (
-            (filt.include_out_of_stock or p.in_stock)
-            and (filt.include_purchased or p.product_id not in bought)
-            and p.product_id not in filt.exclude_ids
-            and (not filt.categories or p.category in filt.categories)
-        )
+        def read() -> list[tuple[str, float]]:
+            found.update(self.store.lists(keys))
+            return []
+
+        read_source(report, self.service_name, "lists", read)
+        return found
 
     def _rank(
         self,
-        pool: dict[str, _Candidate],
+        history: list[str],
+        rows: dict[str, ProductRow],
+        pool: CandidatePool,
         filt: ProductFilter,
         bought: set[str],
-        history_titles: list[str],
         report: ServingReport,
-        use_model: bool,
     ) -> list[ScoredItem]:
-        products = self.store.products(list(pool))
-        allowed = [p for pid, p in products.items() if self._allowed(p, filt, bought)]
-        allowed.sort(key=lambda p: (-pool[p.product_id].fused, p.product_id))
-        head, tail = allowed[:MAX_RANKED], allowed[MAX_RANKED:]
-        scores = [pool[p.product_id].fused for p in head]
-        if use_model and head:
-            probs = model_probs(self.triton, RECS_RANKER, [ranker_text(history_titles, p) for p in head], report)
-            if probs is None:
-                report.degrade(self.service_name, "retrieval_fusion", f"{RECS_RANKER} unavailable; ranked by fusion")
-            else:
-                scores = [float(x) for x in probs]
-        items = [ScoredItem(p, s, pool[p.product_id].source, pool[p.product_id].reasons) for p, s in zip(head, scores)]
+        """The eligible candidates, the head scored by the ranker in one call (fusion order when it is down or
+        the user has no history), the rest after them in fusion order."""
+        kept = eligible(self.store, pool, filt, bought)
+        head = kept[:RANK_LIMIT]
+        tail = kept[RANK_LIMIT:]
+        out = None
+        if history and head:
+            ids = [p.product_id for p in head]
+            vectors = self.store.embeddings(history[: ranker_call.MAX_HISTORY] + ids)
+            out = ranker_call.rank(self.triton, history, ids, vectors, report)
+            if out is None:
+                report.degrade(self.service_name, "retrieval_fusion", "recs_ranker unavailable; ranked by fusion")
+        scores = out.scores.tolist() if out is not None else [pool[p.product_id].fused for p in head]
+        # the history position that contributed most to each candidate's score: "because you viewed X"
+        tops = out.contrib.argmax(axis=1).tolist() if out is not None and out.contrib.shape[1] else []
+        because = {
+            pid: ("BECAUSE_YOU_BOUGHT", f"because you bought {rows[pid].title}")
+            if pid in bought
+            else ("BECAUSE_YOU_VIEWED", f"because you viewed {rows[pid].title}")
+            for pid in history[: ranker_call.MAX_HISTORY]
+            if pid in rows
+        }
+        items = []
+        for i, p in enumerate(head):
+            cand = pool[p.product_id]
+            reason = because.get(history[tops[i]]) if tops and history[tops[i]] != p.product_id else None
+            reasons = [reason, *cand.reasons] if reason else list(cand.reasons)
+            items.append(ScoredItem(p, scores[i], cand.source, reasons))
         items.sort(key=lambda it: (-it.score, it.product.product_id))
-        return items + [
-            ScoredItem(p, pool[p.product_id].fused * 1e-3, pool[p.product_id].source, pool[p.product_id].reasons)
-            for p in tail
-        ]
-
-    def _finish(
-        self,
-        ranked: list[ScoredItem],
-        k: int,
-        filt: ProductFilter,
-        bought: set[str],
-        max_per_category: int,
-        report: ServingReport,
-        total: int,
-    ) -> RecsResult:
-        items = _diversify(ranked, k, max_per_category)
-        if len(items) < k:
-            seen = {it.product.product_id for it in items}
-            extra_ids = [
-                pid for pid, _ in self.store.popular(k * 3 + len(seen), categories=filt.categories) if pid not in seen
-            ]
-            extra = self.store.products(extra_ids)
-            floor = min((it.score for it in items), default=1.0)
-            for pid in extra_ids:
-                product = extra.get(pid)
-                if product and self._allowed(product, filt, bought) and len(items) < k:
-                    floor *= 0.99
-                    items.append(ScoredItem(product, floor, "popular", [("POPULAR", "popular in the shop")]))
-            if items and not report.degraded and any(it.source == "popular" for it in items[-1:]):
-                report.notes.append("filled with popular items")
-        return RecsResult(items[:k], total, report)
-
-
-def _merge(pool: dict[str, _Candidate], source: str, scored: list[tuple[str, float]], code: str, detail: str) -> None:
-    """Adds one source's ranked list to the pool with reciprocal-rank fusion."""
-    for rank, (pid, _score) in enumerate(scored):
-        cand = pool.setdefault(pid, _Candidate(source=source))
-        cand.fused += 1.0 / (RRF_K + rank + 1)
-        cand.reasons.append((code, detail))
-
-
-def _diversify(items: list[ScoredItem], k: int, max_per_category: int) -> list[ScoredItem]:
-    if max_per_category <= 0:
-        return items[:k]
-    counts: dict[str, int] = {}
-    out = []
-    for item in items:
-        cat = item.product.category
-        if counts.get(cat, 0) < max_per_category:
-            counts[cat] = counts.get(cat, 0) + 1
-            out.append(item)
-        if len(out) == k:
-            break
-    return out
+        floor = min((it.score for it in items), default=0.0)
+        for rank, p in enumerate(tail, start=1):
+            cand = pool[p.product_id]
+            items.append(ScoredItem(p, floor - rank * 1e-3, cand.source, list(cand.reasons)))
+        return items

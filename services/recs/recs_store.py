@@ -1,4 +1,6 @@
-"""Retrieval sources and lookups for recommendations and search, each one SQL round trip."""
+"""The Postgres side of recommendations and search. A request costs one round trip for the user's history, one for
+the ANN query and, on a cold cache only, one for product rows + embeddings and one for the lists it reads; nothing
+at request time aggregates over events (the lists are materialized by shared/learning/recs_lists.py)."""
 
 from __future__ import annotations
 
@@ -6,12 +8,24 @@ from dataclasses import dataclass
 
 import numpy as np
 from pgvector import Vector
-from sqlalchemy import Engine, bindparam, text
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.exc import SQLAlchemyError
 
-from shared.core.model_catalog import TEXT_ENCODER
-from shared.store.schema import INTERACTION_TYPES, sql_list
+from shared.core.model_catalog import EMBEDDING_DIM, TEXT_ENCODER
+from shared.core.ttl_cache import TtlCache
+from shared.store.schema import INTERACTION_TYPES, PRODUCT_DOCUMENT_SQL, sql_list
 
-INTERACTIONS = sql_list(INTERACTION_TYPES)
+HISTORY_LIMIT = 50  # = the ranker's MAX_HISTORY (shared/learning/recs_ranker_model.py)
+ANN_EF_SEARCH = 200  # HNSW candidate list: at least the largest ANN limit, so the index returns all it is asked for
+FUZZY_MIN = 0.5  # trigram word similarity from which a title counts as a typo'd match (the `<%` index threshold)
+PADDING_LIMIT = 500  # in-stock catalogue ids used to fill k on a shop too small (or too new) for the lists
+
+ListKey = tuple[str, str]  # (kind, key) of recs_lists
+Scored = list[tuple[str, float]]
+
+
+class SourceUnavailable(Exception):
+    """A retrieval source could not answer (database error); the recommender degrades without it."""
 
 
 @dataclass(frozen=True)
@@ -26,121 +40,168 @@ class ProductRow:
     in_stock: bool
 
 
-_PRODUCT_COLUMNS = (
-    "p.product_id, p.title, coalesce(p.description, '') as description, coalesce(p.category, '') as category, "
-    "coalesce(p.brand, '') as brand, p.price_micros, coalesce(p.currency, 'USD') as currency, p.in_stock"
-)
+_PRODUCTS = text("""
+    select p.product_id, p.title, coalesce(p.description, '') as description, coalesce(p.category, '') as category,
+           coalesce(p.brand, '') as brand, p.price_micros, coalesce(p.currency, 'USD') as currency, p.in_stock,
+           e.vector::text as vector
+    from products p
+    left join embeddings e
+      on e.entity_type = 'product' and e.model_name = :encoder and e.entity_id = p.product_id
+    where p.product_id = any(:ids)
+""")
+_HISTORY = text(f"""
+    select product_id, max(occurred_at) as last_at, bool_or(type = 'purchase') as bought
+    from (select product_id, occurred_at, type from events
+          where user_id = :u and type in {sql_list(INTERACTION_TYPES)} and product_id is not null
+          order by occurred_at desc limit 1000) recent
+    group by product_id order by last_at desc
+""")
+_SESSION = text(f"""
+    select product_id from events
+    where session_id = :s and type in {sql_list(INTERACTION_TYPES)} and product_id is not null
+    group by product_id order by max(occurred_at) desc limit :n
+""")
+_ANN = text("""
+    select entity_id, 1 - (vector <=> cast(:v as vector)) as score from embeddings
+    where entity_type = 'product' and model_name = :encoder
+    order by vector <=> cast(:v as vector) limit :n
+""")
+_LISTS = text("""
+    select kind, key, items from recs_lists
+    where (kind, key) in (select * from unnest(cast(:kinds as text[]), cast(:keys as text[])))
+""")
+_PADDING = text("select product_id from products where in_stock order by product_id limit :n")
+_CATEGORIES = text("select distinct category from products where category is not null")
+_LEXICAL = text(f"""
+    with q as (select websearch_to_tsquery('english', :q) as tsq),
+    text_hits as (
+        select p.product_id, ts_rank({PRODUCT_DOCUMENT_SQL}, q.tsq) as score from products p, q
+        where {PRODUCT_DOCUMENT_SQL} @@ q.tsq order by score desc, p.product_id limit :n
+    ), fuzzy_hits as (
+        select product_id, word_similarity(:q, title) as score from products
+        where :q <% title order by score desc, product_id limit :n
+    )
+    select 'text', product_id, score from text_hits union all select 'fuzzy', product_id, score from fuzzy_hits
+""")  # each branch uses its index (GIN on the document, trigram GIN on the title)
+
+
+def _vector(text_value: str | None) -> np.ndarray | None:
+    if text_value is None:
+        return None
+    return np.asarray(text_value.strip("[]").split(","), dtype=np.float32).reshape(EMBEDDING_DIM)
 
 
 class RecsStore:
-    def __init__(self, engine: Engine):
-        self.engine = engine
+    """``RecsData`` on Postgres with in-process TTL caches for product rows, embeddings and lists.
 
-    def _scored(self, sql: str, params: dict, expanding: tuple[str, ...] = ()) -> list[tuple[str, float]]:
-        query = text(sql)
-        if expanding:
-            query = query.bindparams(*(bindparam(name, expanding=True) for name in expanding))
-        with self.engine.connect() as conn:
-            return [(r[0], float(r[1])) for r in conn.execute(query, params)]
+    Reads go through the store's own engine on the same database: autocommit (each read is one statement, no
+    BEGIN/ROLLBACK round trips) with the HNSW search depth and the trigram threshold set once per connection, so an
+    ANN or search read is one statement too. ``close()`` disposes of it."""
 
-    def user_exists(self, user_id: str) -> bool:
+    def __init__(self, engine: Engine, ttl_s: float = 30.0):
+        size = engine.pool.size() if hasattr(engine.pool, "size") else 5
+        settings = f"-c hnsw.ef_search={ANN_EF_SEARCH} -c pg_trgm.word_similarity_threshold={FUZZY_MIN}"
+        self.engine = create_engine(
+            engine.url,
+            isolation_level="AUTOCOMMIT",
+            pool_pre_ping=True,
+            pool_size=size,
+            max_overflow=size,
+            connect_args={"options": settings},
+        )
+        self._products: TtlCache[str, tuple[ProductRow, np.ndarray | None]] = TtlCache(ttl_s)
+        self._lists: TtlCache[ListKey, Scored] = TtlCache(ttl_s)
+        self._shared: TtlCache[str, object] = TtlCache(ttl_s)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def _load_products(self, ids: list[str]) -> dict[str, tuple[ProductRow, np.ndarray | None]]:
         with self.engine.connect() as conn:
-            return conn.execute(text("select 1 from users where user_id = :u"), {"u": user_id}).first() is not None
+            rows = conn.execute(_PRODUCTS, {"ids": ids, "encoder": TEXT_ENCODER}).mappings().all()
+        return {r["product_id"]: (ProductRow(**{k: v for k, v in r.items() if k != "vector"}), _vector(r["vector"]))
+                for r in rows}  # fmt: skip
 
     def products(self, ids: list[str]) -> dict[str, ProductRow]:
-        if not ids:
-            return {}
-        query = text(f"select {_PRODUCT_COLUMNS} from products p where p.product_id in :ids").bindparams(
-            bindparam("ids", expanding=True)
-        )
+        return {pid: row for pid, (row, _) in self._products.get_many(ids, self._load_products).items()}
+
+    def embeddings(self, ids: list[str]) -> dict[str, np.ndarray]:
+        """Text embeddings of the products that have one (a product gets one when the embedding job runs)."""
+        cached = self._products.get_many(ids, self._load_products)
+        return {pid: vec for pid, (_, vec) in cached.items() if vec is not None}
+
+    def categories(self) -> set[str]:
+        def load() -> set[str]:
+            with self.engine.connect() as conn:
+                return set(conn.execute(_CATEGORIES).scalars())
+
+        return self._shared.get("categories", load)  # type: ignore[return-value]
+
+    def user_history(self, user_id: str) -> tuple[list[str], set[str]]:
+        """(products the user interacted with, newest first, at most HISTORY_LIMIT; the ones they bought)."""
         with self.engine.connect() as conn:
-            return {r["product_id"]: ProductRow(**r) for r in conn.execute(query, {"ids": ids}).mappings()}
+            rows = conn.execute(_HISTORY, {"u": user_id}).all()
+        return [r[0] for r in rows[:HISTORY_LIMIT]], {r[0] for r in rows if r[2]}
 
-    def user_history(self, user_id: str, limit: int = 20) -> tuple[list[str], set[str]]:
-        """(recently interacted product ids, newest first; ids the user bought)."""
-        sql = text(f"""
-            select product_id, max(occurred_at) as last_at, bool_or(type = 'purchase') as bought
-            from events where user_id = :u and type in {INTERACTIONS} and product_id is not null
-            group by product_id order by last_at desc limit 500
-        """)
+    def session_history(self, session_id: str) -> list[str]:
+        """Products interacted with in a storefront session, newest first: a signed-out shopper's context."""
         with self.engine.connect() as conn:
-            rows = conn.execute(sql, {"u": user_id}).all()
-        return [r[0] for r in rows[:limit]], {r[0] for r in rows if r[2]}
+            return list(conn.execute(_SESSION, {"s": session_id, "n": HISTORY_LIMIT}).scalars())
 
-    def similar_to_products(self, product_ids: list[str], limit: int) -> list[tuple[str, float]]:
-        """Text-embedding ANN around the mean embedding of the given products (cosine similarity)."""
-        if not product_ids:
-            return []
-        return self._scored(
-            f"""
-            with profile as (
-                select avg(vector) as v from embeddings
-                where entity_type = 'product' and model_name = '{TEXT_ENCODER}' and entity_id in :ids
-            )
-            select e.entity_id, 1 - (e.vector <=> (select v from profile)) as score
-            from embeddings e
-            where e.entity_type = 'product' and e.model_name = '{TEXT_ENCODER}' and (select v from profile) is not null
-            order by e.vector <=> (select v from profile) limit :n
-        """,
-            {"ids": product_ids, "n": limit},
-            ("ids",),
-        )
+    def nearest_to_vector(self, vector: np.ndarray, limit: int) -> Scored:
+        """Products nearest to ``vector`` by cosine similarity, from the HNSW index (at most ANN_EF_SEARCH)."""
+        limit = min(limit, ANN_EF_SEARCH)
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(_ANN, {"v": Vector(vector).to_text(), "n": limit, "encoder": TEXT_ENCODER})
+                return [(r[0], float(r[1])) for r in rows]
+        except SQLAlchemyError as exc:
+            raise SourceUnavailable(f"ANN query failed: {exc.__class__.__name__}") from exc
 
-    def nearest_to_vector(self, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
-        return self._scored(
-            f"""
-            select entity_id, 1 - (vector <=> cast(:v as vector)) as score from embeddings
-            where entity_type = 'product' and model_name = '{TEXT_ENCODER}'
-            order by vector <=> cast(:v as vector) limit :n
-        """,
-            {"v": Vector(vector).to_text(), "n": limit},
-        )
+    def lists(self, keys: list[ListKey]) -> dict[ListKey, Scored]:
+        """The materialized lists asked for (absent keys are left out), best first."""
 
-    def co_interacted(self, product_ids: list[str], exclude_user: str, limit: int) -> list[tuple[str, float]]:
-        """Products that other users who interacted with these products also interacted with."""
-        if not product_ids:
-            return []
-        return self._scored(
-            f"""
-            with peers as (
-                select distinct user_id from events
-                where product_id in :ids and type in {INTERACTIONS} and user_id <> :u limit 300
-            )
-            select e.product_id, count(distinct e.user_id)::float as score from events e join peers using (user_id)
-            where e.type in {INTERACTIONS} and e.product_id is not null and e.product_id not in :ids
-            group by e.product_id order by score desc, e.product_id limit :n
-        """,
-            {"ids": product_ids, "u": exclude_user, "n": limit},
-            ("ids",),
-        )
+        def load(missing: list[ListKey]) -> dict[ListKey, Scored]:
+            params = {"kinds": [k for k, _ in missing], "keys": [k for _, k in missing]}
+            try:
+                with self.engine.connect() as conn:
+                    rows = conn.execute(_LISTS, params).all()
+            except SQLAlchemyError as exc:
+                raise SourceUnavailable(f"recs_lists read failed: {exc.__class__.__name__}") from exc
+            return {(r[0], r[1]): [(pid, float(score)) for pid, score in r[2]] for r in rows}
 
-    def popular(self, limit: int, days: int = 14, categories: list[str] | None = None) -> list[tuple[str, float]]:
-        """Trending products: interactions of the last ``days`` days weighted view 1, cart 3, purchase 5,
-        padded with in-stock catalogue items so a small shop still fills k."""
-        return self._scored(
-            f"""
-            select p.product_id, coalesce(t.score, 0) as score from products p
-            left join (
-                select product_id, sum(case type when 'purchase' then 5 when 'cart' then 3 else 1 end)::float as score
-                from events
-                where type in {INTERACTIONS} and occurred_at > (
-                    select coalesce(max(occurred_at), now()) from events) - make_interval(days => :days)
-                group by product_id
-            ) t using (product_id)
-            where p.in_stock and (cardinality(cast(:cats as text[])) = 0 or p.category = any(cast(:cats as text[])))
-            order by score desc, p.product_id limit :n
-        """,
-            {"n": limit, "days": days, "cats": categories or []},
-        )
+        return self._lists.get_many(keys, load)
 
-    def lexical_search(self, query: str, limit: int) -> list[tuple[str, float]]:
-        return self._scored(
-            """
-            select p.product_id, ts_rank(doc, q) as score from products p,
-                lateral to_tsvector('english', p.title || ' ' || coalesce(p.brand, '') || ' ' ||
-                    coalesce(p.category, '') || ' ' || coalesce(p.description, '')) doc,
-                websearch_to_tsquery('english', :q) q
-            where doc @@ q order by score desc, p.product_id limit :n
-        """,
-            {"q": query, "n": limit},
-        )
+    def popular(self, limit: int, *, categories: list[str] | None = None) -> Scored:
+        """The 7-day popular list (of each category asked for, merged by score), padded with in-stock catalogue
+        ids so a small or new shop still fills k."""
+        keys = [("popular", f"7d:cat:{c}") for c in categories] if categories else [("popular", "7d:all")]
+        try:
+            found = self.lists(keys)
+        except SourceUnavailable:
+            found = {}
+        merged = sorted((item for items in found.values() for item in items), key=lambda x: (-x[1], x[0]))
+        seen = {pid for pid, _ in merged}
+        padding = [pid for pid in self._padding() if pid not in seen]
+        if categories:
+            rows = self.products(padding)
+            padding = [pid for pid in padding if pid in rows and rows[pid].category in categories]
+        return (merged + [(pid, 0.0) for pid in padding])[:limit]
+
+    def _padding(self) -> list[str]:
+        def load() -> list[str]:
+            with self.engine.connect() as conn:
+                return list(conn.execute(_PADDING, {"n": PADDING_LIMIT}).scalars())
+
+        return self._shared.get("padding", load)  # type: ignore[return-value]
+
+    def lexical_search(self, query: str, limit: int) -> tuple[Scored, Scored]:
+        """(full-text matches by ts_rank, typo-tolerant title matches by trigram word similarity), best first."""
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(_LEXICAL, {"q": query, "n": limit}).all()
+        except SQLAlchemyError as exc:
+            raise SourceUnavailable(f"text search failed: {exc.__class__.__name__}") from exc
+        text_hits = [(r[1], float(r[2])) for r in rows if r[0] == "text"]
+        fuzzy_hits = [(r[1], float(r[2])) for r in rows if r[0] == "fuzzy"]
+        return text_hits[:limit], fuzzy_hits[:limit]

@@ -26,7 +26,7 @@ import numpy as np
 from sqlalchemy import Engine, func, insert, select, text, update
 
 from shared.core.errors import FailedPrecondition, ModelUnavailable
-from shared.core.model_catalog import CTR_MODEL, EMBEDDING_DIM, TEXT_ENCODER
+from shared.core.model_catalog import CTR_MODEL, EMBEDDING_DIM, RECS_RANKER, TEXT_ENCODER
 from shared.core.settings import PROJECT_ROOT
 from shared.inference.client import ModelControl
 from shared.inference.triton_client import config_for_instance_kind
@@ -61,8 +61,22 @@ def _ctr_warmup() -> tuple[dict[str, np.ndarray], list[str]]:
     return inputs, ["PROB", "CONTRIB"]
 
 
+def _recs_warmup() -> tuple[dict[str, np.ndarray], list[str]]:
+    """One user with one history item and two candidates (recs_ranker_model.py's contract)."""
+    inputs: dict[str, np.ndarray] = {
+        "HIST_EMB": np.zeros((1, 1, EMBEDDING_DIM), dtype=np.float32),
+        "HIST_IDS": np.ones((1, 1), dtype=np.int64),
+        "CAND_EMB": np.zeros((1, 2, EMBEDDING_DIM), dtype=np.float32),
+        "CAND_IDS": np.full((1, 2), 2, dtype=np.int64),
+    }
+    return inputs, ["SCORES", "CONTRIB"]
+
+
 # models served from tensors: the request deploy sends to warm one up and check which version answers
-TENSOR_WARMUP: dict[str, Callable[[], tuple[dict[str, np.ndarray], list[str]]]] = {CTR_MODEL: _ctr_warmup}
+TENSOR_WARMUP: dict[str, Callable[[], tuple[dict[str, np.ndarray], list[str]]]] = {
+    CTR_MODEL: _ctr_warmup,
+    RECS_RANKER: _recs_warmup,
+}
 
 
 @dataclass(frozen=True)

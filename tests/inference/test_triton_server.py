@@ -15,6 +15,8 @@ from shared.core.model_catalog import EMBEDDING_DIM
 from shared.inference.triton_client import TritonClient, config_for_instance_kind
 from shared.inference.triton_server import TritonServer, TritonStartError
 from tests.fixtures_infra import (
+    BINARY_CLASSIFIER,
+    add_binary_classifier_config,
     backbone_path,
     free_port,
     model_repository_with_configs,
@@ -44,14 +46,14 @@ def local_mean_pooled(texts: list[str], max_length: int = 64) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def triton(tmp_path_factory):
-    """A server with text_encoder v1, recs_ranker v1 (1 label, identity calibration) and intent_classifier v1
+    """A server with text_encoder v1, binary_classifier v1 (1 label, identity calibration) and intent_classifier v1
     (3 labels) loaded. Yields (settings, server, client, timings)."""
     home = tmp_path_factory.mktemp("triton")
-    repo = model_repository_with_configs(home / "models")
+    repo = add_binary_classifier_config(model_repository_with_configs(home / "models"))
     classifiers = home / "hf"
     publish_version(repo, "text_encoder", 1, backbone_path())
     binary = save_classifier(classifiers / "binary", 1)
-    publish_version(repo, "recs_ranker", 1, binary, calibration={"a": 1.0, "b": 0.0})
+    publish_version(repo, BINARY_CLASSIFIER, 1, binary, calibration={"a": 1.0, "b": 0.0})
     publish_version(
         repo, "intent_classifier", 1, save_classifier(classifiers / "intents", len(INTENTS)), labels=INTENTS
     )
@@ -64,7 +66,7 @@ def triton(tmp_path_factory):
             list(
                 pool.map(
                     lambda m: client.load_model(m, instance_kind=settings.triton_instance_kind),
-                    ("text_encoder", "recs_ranker", "intent_classifier"),
+                    ("text_encoder", BINARY_CLASSIFIER, "intent_classifier"),
                 )
             )
         timings["load_3_models_s"] = time.perf_counter() - started - timings["server_ready_s"]
@@ -75,7 +77,7 @@ def triton(tmp_path_factory):
 def test_server_and_models_ready(triton):
     settings, server, client, _ = triton
     assert server.is_ready() and client.is_ready()
-    for model in ("text_encoder", "recs_ranker", "intent_classifier"):
+    for model in ("text_encoder", BINARY_CLASSIFIER, "intent_classifier"):
         assert client.is_model_ready(model)
         assert client.ready_versions(model) == [1]
     assert not client.is_model_ready("ctr_model")  # explicit mode: nothing loads by itself
@@ -101,7 +103,7 @@ def test_embeddings_equal_local_mean_pooling(triton):
 
 def test_binary_classifier_gives_calibrated_probabilities(triton):
     _, _, client, _ = triton
-    result = client.classify("recs_ranker", TEXTS)
+    result = client.classify(BINARY_CLASSIFIER, TEXTS)
     assert result.logits.shape == (len(TEXTS), 1) and result.probs.shape == (len(TEXTS), 1)
     assert np.all((result.probs > 0) & (result.probs < 1))
     np.testing.assert_allclose(result.probs, 1 / (1 + np.exp(-result.logits)), atol=1e-6)  # a=1, b=0
@@ -127,12 +129,12 @@ def test_concurrent_callers_share_one_client(triton):
 def test_publishing_v2_switches_only_on_load(triton):
     settings, _, client, _ = triton
     repo = settings.model_repository
-    before = client.classify("recs_ranker", TEXTS[:2])
-    publish_version(repo, "recs_ranker", 2, repo / "recs_ranker" / "1" / "hf", calibration={"a": 1.0, "b": 5.0})
-    assert client.ready_versions("recs_ranker") == [1]  # a new folder changes nothing until load_model
-    client.load_model("recs_ranker", instance_kind="KIND_CPU")
-    assert client.ready_versions("recs_ranker") == [2]
-    after = client.classify("recs_ranker", TEXTS[:2])
+    before = client.classify(BINARY_CLASSIFIER, TEXTS[:2])
+    publish_version(repo, BINARY_CLASSIFIER, 2, repo / BINARY_CLASSIFIER / "1" / "hf", calibration={"a": 1.0, "b": 5.0})
+    assert client.ready_versions(BINARY_CLASSIFIER) == [1]  # a new folder changes nothing until load_model
+    client.load_model(BINARY_CLASSIFIER, instance_kind="KIND_CPU")
+    assert client.ready_versions(BINARY_CLASSIFIER) == [2]
+    after = client.classify(BINARY_CLASSIFIER, TEXTS[:2])
     assert after.model_version == 2
     np.testing.assert_allclose(after.logits, before.logits, atol=1e-5)
     assert np.all(after.probs > before.probs)  # b = 5 shifts every probability up

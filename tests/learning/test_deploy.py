@@ -12,9 +12,16 @@ import pytest
 
 from shared.core.errors import ModelUnavailable
 from shared.learning.registry import PublishedVersion, deploy, latest_version, publish_version, registry_rows
-from tests.fixtures_infra import model_repository_with_configs, running_triton, save_classifier, triton_settings
+from tests.fixtures_infra import (
+    BINARY_CLASSIFIER,
+    add_binary_classifier_config,
+    model_repository_with_configs,
+    running_triton,
+    save_classifier,
+    triton_settings,
+)
 
-MODEL = "recs_ranker"  # a binary text classifier (ctr_model is tabular: tests/inference/test_ctr_serving.py)
+MODEL = BINARY_CLASSIFIER  # a binary text classifier (tabular models: tests/inference/test_ctr_serving.py)
 TEXTS = ["user segment tech | ad wireless earbuds", "user segment home | ad garden hose"]
 
 
@@ -38,7 +45,7 @@ def _publish(engine, repo: Path, hf_source: Path, corrupt_weights: bool = False)
 
 
 def test_a_version_that_cannot_load_is_set_aside_and_the_previous_one_keeps_serving(data_engine, tmp_path):
-    repo = model_repository_with_configs(tmp_path / "models")
+    repo = add_binary_classifier_config(model_repository_with_configs(tmp_path / "models"))
     hf = save_classifier(tmp_path / "hf", num_labels=1)
     assert (hf / "model.safetensors").is_file()  # what the broken version overwrites
     first = _publish(data_engine, repo, hf)

@@ -23,6 +23,13 @@ def test_recommend_returns_k_ranked_items_with_reasons(platform, recs):
     assert scores == sorted(scores, reverse=True)
     assert reply.serving.model_name == "recs_ranker" and reply.serving.model_version >= 1
     assert not reply.serving.degraded
+    assert any(r.code.startswith("BECAUSE_YOU_") for i in reply.items for r in i.reasons)
+
+
+def test_an_unknown_user_gets_a_cold_start_list(recs):
+    reply = recs.Recommend(recs_pb2.RecommendRequest(user_id="nobody-here", k=7), timeout=30)
+    assert len({i.product.product_id for i in reply.items}) == 7
+    assert any("cold start" in note for note in reply.serving.notes) and not reply.serving.degraded
 
 
 def test_recommend_respects_filters_and_diversity(platform, recs):
@@ -61,15 +68,37 @@ def test_search_finds_products_by_title_words(platform, recs):
     reply = recs.SearchProducts(recs_pb2.SearchProductsRequest(query=word, k=5), timeout=30)
     assert len(reply.items) == 5 and reply.total_matches >= 1
     assert word.lower() in reply.items[0].product.title.lower() + reply.items[0].product.description.lower()
+    typo = recs.SearchProducts(recs_pb2.SearchProductsRequest(query=word[:2] + word[3:], k=5), timeout=30)
+    assert title.items[0].product.product_id in [i.product.product_id for i in typo.items]
+
+
+def test_search_pages_do_not_repeat_items(platform, recs):
+    query = recs_pb2.SearchProductsRequest(query="shoes", k=4)
+    first = recs.SearchProducts(query, timeout=30)
+    assert first.next_page_token and first.total_matches > 4
+    query.page_token = first.next_page_token
+    second = recs.SearchProducts(query, timeout=30)
+    assert len(second.items) == 4
+    assert not {i.product.product_id for i in first.items} & {i.product.product_id for i in second.items}
 
 
 @pytest.mark.parametrize(
     "request_, code, field",
     [
         (recs_pb2.RecommendRequest(user_id="", k=5), grpc.StatusCode.INVALID_ARGUMENT, "user_id"),
-        (recs_pb2.RecommendRequest(user_id="nobody-here", k=5), grpc.StatusCode.NOT_FOUND, "user_id"),
         (recs_pb2.RecommendRequest(user_id="x", k=-1), grpc.StatusCode.INVALID_ARGUMENT, "k"),
         (recs_pb2.RecommendRequest(user_id="x", k=0), grpc.StatusCode.INVALID_ARGUMENT, "k"),
+        (recs_pb2.RecommendRequest(user_id="x", k=101), grpc.StatusCode.INVALID_ARGUMENT, "k"),
+        (
+            recs_pb2.RecommendRequest(user_id="x", k=5, filter=recs_pb2.ProductFilter(categories=["no-such"])),
+            grpc.StatusCode.NOT_FOUND,
+            "filter.categories[0]",
+        ),
+        (
+            recs_pb2.RecommendRequest(user_id="x", k=5, filter=recs_pb2.ProductFilter(exclude_product_ids=["ghost"])),
+            grpc.StatusCode.NOT_FOUND,
+            "filter.exclude_product_ids[0]",
+        ),
         (
             recs_pb2.RecommendRequest(user_id="x", k=5, filter=recs_pb2.ProductFilter(exclude_product_ids=["p"] * 501)),
             grpc.StatusCode.INVALID_ARGUMENT,
@@ -96,4 +125,9 @@ def test_similar_and_search_bad_requests(recs):
         lambda: recs.SearchProducts(recs_pb2.SearchProductsRequest(query="x" * 513, k=3), timeout=30),
         grpc.StatusCode.INVALID_ARGUMENT,
         "query",
+    )
+    assert_rpc_error(
+        lambda: recs.SearchProducts(recs_pb2.SearchProductsRequest(query="x", k=3, page_token="abc"), timeout=30),
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "page_token",
     )

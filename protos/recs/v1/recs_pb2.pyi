@@ -74,25 +74,29 @@ class SimilarProductsResponse(_message.Message):
     def __init__(self, items: _Optional[_Iterable[_Union[ScoredProduct, _Mapping]]] = ..., serving: _Optional[_Union[_common_pb2.ServingInfo, _Mapping]] = ...) -> None: ...
 
 class SearchProductsRequest(_message.Message):
-    __slots__ = ("query", "k", "user_id", "filter", "context")
+    __slots__ = ("query", "k", "user_id", "filter", "context", "page_token")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     K_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     query: str
     k: int
     user_id: str
     filter: ProductFilter
     context: _common_pb2.RequestContext
-    def __init__(self, query: _Optional[str] = ..., k: _Optional[int] = ..., user_id: _Optional[str] = ..., filter: _Optional[_Union[ProductFilter, _Mapping]] = ..., context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ...) -> None: ...
+    page_token: str
+    def __init__(self, query: _Optional[str] = ..., k: _Optional[int] = ..., user_id: _Optional[str] = ..., filter: _Optional[_Union[ProductFilter, _Mapping]] = ..., context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ..., page_token: _Optional[str] = ...) -> None: ...
 
 class SearchProductsResponse(_message.Message):
-    __slots__ = ("items", "total_matches", "serving")
+    __slots__ = ("items", "total_matches", "serving", "next_page_token")
     ITEMS_FIELD_NUMBER: _ClassVar[int]
     TOTAL_MATCHES_FIELD_NUMBER: _ClassVar[int]
     SERVING_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     items: _containers.RepeatedCompositeFieldContainer[ScoredProduct]
     total_matches: int
     serving: _common_pb2.ServingInfo
-    def __init__(self, items: _Optional[_Iterable[_Union[ScoredProduct, _Mapping]]] = ..., total_matches: _Optional[int] = ..., serving: _Optional[_Union[_common_pb2.ServingInfo, _Mapping]] = ...) -> None: ...
+    next_page_token: str
+    def __init__(self, items: _Optional[_Iterable[_Union[ScoredProduct, _Mapping]]] = ..., total_matches: _Optional[int] = ..., serving: _Optional[_Union[_common_pb2.ServingInfo, _Mapping]] = ..., next_page_token: _Optional[str] = ...) -> None: ...

@@ -1,0 +1,82 @@
+"""One call to the ``recs_ranker`` on Triton for one user: history and candidates as embeddings plus hashed ids in,
+a score per candidate and each history position's contribution to it out.
+
+The contract is stated in shared/learning/recs_ranker_model.py and triton_models/recs_ranker/config.pbtxt: one
+batch row = one user, HIST_EMB [L, 384] + HIST_IDS [L] (newest first), CAND_EMB [C, 384] + CAND_IDS [C] ->
+SCORES [C], CONTRIB [C, L]. ``item_bucket`` repeats the training side's id hashing here so that the service does not
+import torch with the model module; tests/services/test_recs_ranking.py keeps the two equal."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from services.serving import ServingReport
+from shared.core.errors import ModelUnavailable
+from shared.core.model_catalog import EMBEDDING_DIM, RECS_RANKER
+from shared.inference.client import InferenceClient
+
+MAX_HISTORY = 50  # history positions the model reads (recs_ranker_model.MAX_HISTORY)
+MAX_CANDIDATES = 512  # candidates per call (recs_ranker_model.MAX_CANDIDATES)
+ID_BUCKETS = 1 << 16  # recs_ranker_model.ID_BUCKETS
+
+
+@lru_cache(maxsize=1 << 18)
+def item_bucket(product_id: str, buckets: int = ID_BUCKETS) -> int:
+    """Stable id bucket in [1, buckets); 0 is padding (same as recs_ranker_model.item_bucket)."""
+    if not product_id:
+        return 0
+    return 1 + zlib.crc32(product_id.encode()) % (buckets - 1)
+
+
+@dataclass(frozen=True)
+class RankerOutput:
+    scores: np.ndarray  # [C]
+    contrib: np.ndarray  # [C, L]
+    version: int
+
+
+def stack(ids: list[str], vectors: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """(embeddings [n, 384] float32, id buckets [n] int64) of ``ids``; zeros for a product without embedding."""
+    emb = np.zeros((len(ids), EMBEDDING_DIM), dtype=np.float32)
+    for i, pid in enumerate(ids):
+        vec = vectors.get(pid)
+        if vec is not None:
+            emb[i] = vec
+    return emb, np.fromiter((item_bucket(p) for p in ids), dtype=np.int64, count=len(ids))
+
+
+def rank(
+    client: InferenceClient,
+    history: list[str],
+    candidates: list[str],
+    vectors: dict[str, np.ndarray],
+    report: ServingReport,
+) -> RankerOutput | None:
+    """Scores ``candidates`` (at most MAX_CANDIDATES) for a user with ``history`` (newest first, cut to
+    MAX_HISTORY) in one Triton request; None when the model cannot answer (the reason goes into the report's
+    notes; the caller names the fallback)."""
+    history = history[:MAX_HISTORY]
+    candidates = candidates[:MAX_CANDIDATES]
+    if not history or not candidates:
+        return None
+    hist_emb, hist_ids = stack(history, vectors)
+    cand_emb, cand_ids = stack(candidates, vectors)
+    inputs = {
+        "HIST_EMB": hist_emb[None],
+        "HIST_IDS": hist_ids[None],
+        "CAND_EMB": cand_emb[None],
+        "CAND_IDS": cand_ids[None],
+    }
+    try:
+        result = client.infer(RECS_RANKER, inputs, ["SCORES", "CONTRIB"])
+    except ModelUnavailable as exc:
+        report.notes.append(str(exc))
+        return None
+    scores = np.asarray(result.outputs["SCORES"], dtype=np.float32).reshape(len(candidates))
+    contrib = np.asarray(result.outputs["CONTRIB"], dtype=np.float32).reshape(len(candidates), len(history))
+    report.model_name, report.model_version = RECS_RANKER, result.model_version
+    return RankerOutput(scores, contrib, result.model_version)
