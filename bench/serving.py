@@ -3,7 +3,9 @@
 Needs a running platform (`ecomai run` in another terminal, same ECOMAI_* settings). For each RPC it times the call
 from a client, one at a time and with concurrent clients, and reads from the service's own Prometheus histogram
 (``ecomai_model_call_seconds``) how long its Triton calls took during exactly those requests (RankAds -> ctr_model,
-Recommend -> recs_ranker on up to 64 candidates, SendMessage -> intent_classifier on the message).
+Recommend -> recs_ranker on up to 512 candidates in one call, SendMessage -> intent_classifier on the message).
+bench/serving_recs.py times Recommend and SearchProducts at 1, 8 and 32 clients next to the bare ranker and ANN
+calls, and the ANN index at 1,000,000 synthetic products (``--synthetic``).
 
 RankAds runs over ``--candidates`` ads (default 200, passed as candidate_ad_ids: a shop with that many active ads,
 e.g. ``ecomai seed --size medium``) at 1, 8 and 32 clients, next to the bare Triton call with the same rows (PROB
@@ -37,6 +39,9 @@ from protos.recs.v1 import recs_pb2, recs_pb2_grpc  # noqa: E402
 from services.ads.ad_ranker import ANONYMOUS, AdRanker  # noqa: E402
 from services.ads.ads_store import AdsStore  # noqa: E402
 from services.ads.ctr_inputs import read_ctr_inputs  # noqa: E402
+from shared.core.client_auth import client_channel  # noqa: E402
+from shared.core.credentials import load_credentials  # noqa: E402
+from shared.core.identity import CUSTOMER_TOKEN_HEADER  # noqa: E402
 from shared.core.model_catalog import CTR_MODEL, INTENT_CLASSIFIER, RECS_RANKER  # noqa: E402
 from shared.core.settings import Settings  # noqa: E402
 from shared.demo_shop import DEMO_USER_ID  # noqa: E402
@@ -92,7 +97,7 @@ def ads_rows(engine, triton: TritonClient, candidates: int) -> tuple[list[str], 
         raise SystemExit(f"the shop has {len(ids)} active ads, fewer than {candidates}: ecomai seed --size medium")
     ids = ids[:candidates]
     ranker = AdRanker(AdsStore(engine), triton)  # its store and clock, as the service builds the rows
-    user = ranker.store.get_user(DEMO_USER_ID) or ANONYMOUS
+    user = ranker.store.user_context(DEMO_USER_ID)[0] or ANONYMOUS
     ads = list(ranker.store.ads_by_id(ids).values())
     inputs = ranker.store.ctr_inputs(user.user_id, ids)
     profile = UserProfile(
@@ -116,7 +121,9 @@ def main() -> int:
     engine = make_engine(url)
     ads = ads_pb2_grpc.AdServiceStub(grpc.insecure_channel(f"{s.host}:{s.ads_port}"))
     recs = recs_pb2_grpc.RecommendationServiceStub(grpc.insecure_channel(f"{s.host}:{s.recs_port}"))
-    chat = chat_pb2_grpc.ChatServiceStub(grpc.insecure_channel(f"{s.host}:{s.chat_port}"))
+    credentials = load_credentials(s)  # the chat service authenticates its callers and the customer
+    chat = chat_pb2_grpc.ChatServiceStub(client_channel(f"{s.host}:{s.chat_port}", credentials.client_token()))
+    as_customer = [(CUSTOMER_TOKEN_HEADER, credentials.customer_token(DEMO_USER_ID))]
     triton = TritonClient(s.triton_grpc_url, timeout_s=60)
     ad_ids, rows = ads_rows(engine, triton, args.candidates)
     store = AdsStore(engine)
@@ -136,14 +143,14 @@ def main() -> int:
     }
     if args.only == "all":
         cases["recs.Recommend"] = (
-            lambda: recs.Recommend(recs_pb2.RecommendRequest(user_id=DEMO_USER_ID, k=10), timeout=60),
+            lambda: recs.Recommend(recs_pb2.RecommendRequest(user_id=DEMO_USER_ID, k=20), timeout=60),
             s.recs_port,
             RECS_RANKER,
         )
         cases["chat.SendMessage"] = (
             lambda: list(
                 chat.SendMessage(
-                    chat_pb2.SendMessageRequest(user_id=DEMO_USER_ID, text="where is my order?"), timeout=60
+                    chat_pb2.SendMessageRequest(text="where is my order?"), timeout=60, metadata=as_customer
                 )
             ),
             s.chat_port,

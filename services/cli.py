@@ -186,6 +186,20 @@ def build_parser() -> argparse.ArgumentParser:
         "ctr", help="CTR model benchmarks: [demo|frappe|criteo|avazu|all] [--size S] [--seed N] [--epochs N]"
     )
     ctr.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments of python -m bench.ctr")
+    recs = bench_kinds.add_parser(
+        "recs",
+        help="recommendation benchmarks: --dataset ml-100k|amazon|demo|FILE.csv [--seeds N] [--max-seconds S]",
+    )
+    recs.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments of python -m bench.recs")
+    chat = bench_kinds.add_parser(
+        "chat", help="scripted multi-turn chat conversations: task success, leaks, time to first chunk [--quick]"
+    )
+    chat.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments of python -m bench.chat")
+    intents = bench_kinds.add_parser(
+        "intents",
+        help="intents: --dataset banking77|shop or --train A.csv --test B.csv [--modes full,lora] [--epochs N]",
+    )
+    intents.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments of python -m bench.intents")
     bench.set_defaults(fn=_bench)
     return parser
 

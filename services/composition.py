@@ -23,21 +23,24 @@ from services.chat.assistant import Assistant
 from services.chat.conversations import ConversationStore
 from services.chat.recs_client import RecsClient
 from services.chat.servicer import ChatServicer
-from services.chat.tools import FaqRetriever, OrderTools
+from services.chat.tools import FaqRetriever, OrderTools, ProductCatalog
 from services.events_servicer import EventServicer
 from services.recs.recommender import Recommender
 from services.recs.recs_store import RecsStore
 from services.recs.servicer import RecommendationServicer
+from shared.core.client_auth import ClientAuthInterceptor
+from shared.core.credentials import load_credentials
 from shared.core.grpc_server import ServiceBinding, build_server
 from shared.core.observability import serve_metrics, setup_logging
 from shared.core.settings import Settings
 from shared.inference.triton_client import TritonClient
-from shared.store.engine import make_engine
+from shared.store.engine import make_engine, make_read_engine
 from shared.store.feature_store import FeatureStore
 
 log = logging.getLogger(__name__)
 
 SERVICES = ("ads", "recs", "chat")
+CLIENT_AUTH_SERVICES = ("chat",)  # services whose callers must present a client token (ads/recs: later)
 
 
 @dataclass
@@ -66,10 +69,14 @@ def bindings_for(name: str, settings: Settings, engine: Engine, triton: TritonCl
     )
     servicer: object
     if name == "ads":
-        servicer = AdServicer(AdRanker(AdsStore(engine), triton))
+        reads = make_read_engine(engine)
+        closers.append(reads.dispose)
+        servicer = AdServicer(AdRanker(AdsStore(engine, reads), triton))
         main = ServiceBinding(servicer, ads_pb2_grpc.add_AdServiceServicer_to_server, "ads.v1.AdService")
     elif name == "recs":
-        servicer = RecommendationServicer(Recommender(RecsStore(engine), triton))
+        recs_store = RecsStore(engine)
+        closers.append(recs_store.close)
+        servicer = RecommendationServicer(Recommender(recs_store, triton))
         main = ServiceBinding(
             servicer, recs_pb2_grpc.add_RecommendationServiceServicer_to_server, "recs.v1.RecommendationService"
         )
@@ -84,9 +91,10 @@ def bindings_for(name: str, settings: Settings, engine: Engine, triton: TritonCl
             triton,
             recs.suggest,
             lambda user_id: bool(store.get_users([user_id])),
+            catalog=ProductCatalog(engine),
         )
         main = ServiceBinding(
-            ChatServicer(assistant, conversations),
+            ChatServicer(assistant, conversations, load_credentials(settings).identity_secret),
             chat_pb2_grpc.add_ChatServiceServicer_to_server,
             "chat.v1.ChatService",
         )
@@ -100,7 +108,9 @@ def start_service(
 ) -> Running:
     bindings, closers = bindings_for(name, settings, engine, triton)
     address = f"{settings.host}:{port_of(settings, name) if port is None else port}"
-    server, bound = build_server(name, bindings, address, settings.grpc_workers)
+    authenticated = name in CLIENT_AUTH_SERVICES
+    interceptors = [ClientAuthInterceptor(load_credentials(settings).client_tokens)] if authenticated else []
+    server, bound = build_server(name, bindings, address, settings.grpc_workers, interceptors)
     server.start()
     log.info("%s service listening on %s:%s", name, settings.host, bound)
     return Running(name, server, bound, closers)

@@ -14,6 +14,9 @@ from protos.ads.v1 import ads_pb2, ads_pb2_grpc
 from protos.chat.v1 import chat_pb2, chat_pb2_grpc
 from protos.events.v1 import events_pb2, events_pb2_grpc
 from protos.recs.v1 import recs_pb2, recs_pb2_grpc
+from shared.core.client_auth import client_channel
+from shared.core.credentials import load_credentials
+from shared.core.identity import CUSTOMER_TOKEN_HEADER
 from shared.core.settings import Settings
 
 TIMEOUT_S = 30
@@ -39,9 +42,12 @@ def run_demo_client(settings: Settings, user_id: str | None = None, host: str | 
 
     user_id = user_id or DEMO_USER_ID
     host = host or settings.host
-    channels = {
-        name: grpc.insecure_channel(f"{host}:{getattr(settings, f'{name}_port')}") for name in ("ads", "recs", "chat")
-    }
+    # The local credentials `ecomai run` generated under the home folder: this client's token for the chat
+    # service, and an identity token for the customer (what a shop's login would issue).
+    credentials = load_credentials(settings)
+    channels = {name: grpc.insecure_channel(f"{host}:{getattr(settings, f'{name}_port')}") for name in ("ads", "recs")}
+    channels["chat"] = client_channel(f"{host}:{settings.chat_port}", credentials.client_token())
+    as_customer = [(CUSTOMER_TOKEN_HEADER, credentials.customer_token(user_id))]
     for name, channel in channels.items():
         _health_and_reflection(name, channel)
 
@@ -105,7 +111,9 @@ def run_demo_client(settings: Settings, user_id: str | None = None, host: str | 
         print(f"\n=== chat.SendMessage: {text!r}\nassistant: ", end="", flush=True)
         final = None
         for chunk in chat.SendMessage(
-            chat_pb2.SendMessageRequest(conversation_id=conversation_id, user_id=user_id, text=text), timeout=TIMEOUT_S
+            chat_pb2.SendMessageRequest(conversation_id=conversation_id, text=text),
+            timeout=TIMEOUT_S,
+            metadata=as_customer,
         ):
             print(chunk.text_delta, end="", flush=True)
             conversation_id = chunk.conversation_id
@@ -121,12 +129,14 @@ def run_demo_client(settings: Settings, user_id: str | None = None, host: str | 
     _show(
         "chat.GetConversation",
         chat.GetConversation(
-            chat_pb2.GetConversationRequest(conversation_id=conversation_id, user_id=user_id), timeout=TIMEOUT_S
+            chat_pb2.GetConversationRequest(conversation_id=conversation_id),
+            timeout=TIMEOUT_S,
+            metadata=as_customer,
         ),
     )
     _show(
         "chat.ListConversations",
-        chat.ListConversations(chat_pb2.ListConversationsRequest(user_id=user_id, limit=3), timeout=TIMEOUT_S),
+        chat.ListConversations(chat_pb2.ListConversationsRequest(limit=3), timeout=TIMEOUT_S, metadata=as_customer),
     )
     for channel in channels.values():
         channel.close()

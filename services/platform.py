@@ -86,6 +86,7 @@ def prepare_models(settings: Settings, url: str, triton_client: ModelControl) ->
     from shared.learning.cleaning import clean_events
     from shared.learning.embeddings_job import ENTITY_TYPES, refresh_embeddings
     from shared.learning.feature_jobs import materialize_features
+    from shared.learning.recs_lists import materialize_recs_lists
     from shared.learning.registry import deploy, latest_version
     from shared.learning.train import ensure_models
     from shared.store.engine import make_engine
@@ -127,6 +128,7 @@ def prepare_models(settings: Settings, url: str, triton_client: ModelControl) ->
             count = refresh_embeddings(engine, triton_client, entity, missing_only=True)
             progress(f"{count} {entity} embeddings computed (missing ones only)")
         progress(f"features materialized: {materialize_features(engine)}")
+        progress(f"recommendation lists materialized: {materialize_recs_lists(engine)}")
         return ensured.skipped
     finally:
         engine.dispose()

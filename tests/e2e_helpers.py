@@ -50,6 +50,26 @@ def intent_mistakes(triton, engine: Engine, min_confidence: float) -> list[str]:
     ]
 
 
+def service_channel(settings: Any, name: str, port: int) -> grpc.Channel:
+    """A channel to a service on loopback; services that authenticate callers get the local client token."""
+    from services.composition import CLIENT_AUTH_SERVICES
+    from shared.core.client_auth import client_channel
+    from shared.core.credentials import load_credentials
+
+    address = f"127.0.0.1:{port}"
+    if name in CLIENT_AUTH_SERVICES:
+        return client_channel(address, load_credentials(settings).client_token())
+    return grpc.insecure_channel(address)
+
+
+def customer(settings: Any, user_id: str, ttl_s: int | None = None) -> list[tuple[str, str]]:
+    """Call metadata proving ``user_id`` (what a shop's front end sends after login)."""
+    from shared.core.credentials import load_credentials
+    from shared.core.identity import CUSTOMER_TOKEN_HEADER
+
+    return [(CUSTOMER_TOKEN_HEADER, load_credentials(settings).customer_token(user_id, ttl_s))]
+
+
 def one(engine: Engine, sql: str, **params):
     with engine.connect() as conn:
         return conn.execute(text(sql), params).scalar_one()
@@ -87,7 +107,7 @@ def serving(settings: Any, engine: Engine, triton: Any, grace: float = 1.0) -> I
     try:
         for name in SERVICES:
             running.append(start_service(name, settings, engine, triton))
-        channels = {r.name: grpc.insecure_channel(f"127.0.0.1:{r.port}") for r in running}
+        channels = {r.name: service_channel(settings, r.name, r.port) for r in running}
         try:
             yield channels
         finally:

@@ -1,7 +1,7 @@
 """In-memory fakes for the fast unit tests of the domain logic (tests/services/test_*_domain.py).
 
 Each fake implements a Protocol the domain depends on: ``InferenceClient`` (shared/inference/client.py), ``AdsData``
-(services/ads/ad_ranker.py), ``RecsData`` (services/recs/recommender.py), and ``ConversationLog``, ``CustomerOrders``,
+(services/ads/ad_ranker.py), ``RecsData`` (services/recs/candidates.py), and ``ConversationLog``, ``CustomerOrders``,
 ``FaqSearch`` (services/chat/assistant.py). They keep the contract their real counterparts document (orders scoped to
 the asking user, popular items padded with in-stock products) and nothing more; the real stores are covered by the
 real-parts tests."""
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -19,8 +19,9 @@ from services.ads.ads_store import AdRow, ServedAd, UserRow
 from services.ads.ctr_inputs import CtrInputs
 from services.chat.conversations import ConversationInfo, NewTurn
 from services.chat.tools import FaqHit, Order, named_order_ids
-from services.recs.recs_store import ProductRow
-from shared.core.errors import ModelUnavailable, NotFound
+from services.recs.ranker_call import item_bucket
+from services.recs.recs_store import ProductRow, SourceUnavailable
+from shared.core.errors import Conflict, ModelUnavailable, NotFound
 from shared.core.model_catalog import EMBEDDING_DIM, TEXT_ENCODER
 from shared.inference.client import ClassifyResult, InferResult
 
@@ -105,14 +106,12 @@ class FakeAdsStore:
     served: list[list[ServedAd]] = field(default_factory=list)
     ctr_reads: list[tuple[str, list[str]]] = field(default_factory=list)  # (user, ad ids) of each ctr_inputs read
 
-    def get_user(self, user_id: str) -> UserRow | None:
-        return self.users.get(user_id)
+    def user_context(self, user_id: str) -> tuple[UserRow | None, list[str]]:
+        user = self.users.get(user_id)
+        return user, self.recent.get(user_id, []) if user else []
 
     def existing_product(self, product_id: str) -> bool:
         return product_id in self.products
-
-    def user_recent_categories(self, user_id: str) -> list[str]:
-        return self.recent.get(user_id, [])
 
     def candidate_ads(self, segment: str, categories: list[str], keywords: list[str], limit: int) -> list[AdRow]:
         self.candidate_queries.append((segment, categories, keywords, limit))
@@ -139,35 +138,75 @@ class FakeAdsStore:
         return CtrInputs()
 
 
+def fake_vector(key: str) -> np.ndarray:
+    """A deterministic unit vector per key (the fakes' text embedding of a product or query)."""
+    vec = np.random.default_rng(zlib.crc32(key.encode())).standard_normal(EMBEDDING_DIM).astype(np.float32)
+    return vec / np.linalg.norm(vec)
+
+
 @dataclass
 class FakeRecsStore:
-    """``RecsData`` in memory. Each retrieval source answers its configured ids, best first, whatever it is asked;
-    ``popular`` pads ``trending`` with the rest of the in-stock catalogue by id, as the real store does."""
+    """``RecsData`` in memory. Each retrieval source answers its configured ids, best first, whatever it is asked:
+    ``ann`` is the nearest-neighbour answer, ``co_viewed``/``co_bought`` the co-occurrence list of any anchor,
+    ``trending`` the popular and trending lists (per category: the ones in it); ``popular`` pads ``trending`` with the
+    rest of the in-stock catalogue by id, as the real store does. Every product has an embedding (``vectors`` or
+    ``fake_vector(id)``) unless named in ``no_embedding``; a source named in ``down`` raises SourceUnavailable."""
 
     catalogue: dict[str, ProductRow] = field(default_factory=dict)
-    users: set[str] = field(default_factory=set)
     history: dict[str, list[str]] = field(default_factory=dict)  # user -> product ids, newest first
     bought: dict[str, set[str]] = field(default_factory=dict)
-    similar_text: list[str] = field(default_factory=list)
+    sessions: dict[str, list[str]] = field(default_factory=dict)  # session id -> product ids, newest first
+    ann: list[str] = field(default_factory=list)
     co_viewed: list[str] = field(default_factory=list)
+    co_bought: list[str] = field(default_factory=list)
     trending: list[str] = field(default_factory=list)
-    lexical: dict[str, list[str]] = field(default_factory=dict)  # query -> ids
-    semantic: list[str] = field(default_factory=list)
+    lexical: dict[str, list[str]] = field(default_factory=dict)  # query -> full-text matches
+    fuzzy: dict[str, list[str]] = field(default_factory=dict)  # query -> trigram title matches
+    vectors: dict[str, np.ndarray] = field(default_factory=dict)
+    no_embedding: set[str] = field(default_factory=set)
+    down: set[str] = field(default_factory=set)  # "ann", "lists", "lexical"
+    reads: list[str] = field(default_factory=list)  # the sources read, in order
 
-    def user_exists(self, user_id: str) -> bool:
-        return user_id in self.users
+    def _source(self, name: str) -> None:
+        self.reads.append(name)
+        if name in self.down:
+            raise SourceUnavailable(f"{name} switched off by the test")
 
     def products(self, ids: list[str]) -> dict[str, ProductRow]:
         return {pid: self.catalogue[pid] for pid in ids if pid in self.catalogue}
 
+    def embeddings(self, ids: list[str]) -> dict[str, np.ndarray]:
+        return {
+            pid: self.vectors.get(pid, fake_vector(pid))
+            for pid in ids
+            if pid in self.catalogue and pid not in self.no_embedding
+        }
+
+    def categories(self) -> set[str]:
+        return {p.category for p in self.catalogue.values()}
+
     def user_history(self, user_id: str) -> tuple[list[str], set[str]]:
         return list(self.history.get(user_id, [])), set(self.bought.get(user_id, set()))
 
-    def similar_to_products(self, product_ids: list[str], limit: int) -> list[tuple[str, float]]:
-        return _ranked(self.similar_text, limit)
+    def session_history(self, session_id: str) -> list[str]:
+        return list(self.sessions.get(session_id, []))
 
-    def co_interacted(self, product_ids: list[str], exclude_user: str, limit: int) -> list[tuple[str, float]]:
-        return _ranked(self.co_viewed, limit)
+    def nearest_to_vector(self, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
+        self._source("ann")
+        return _ranked(self.ann, limit)
+
+    def lists(self, keys: list[tuple[str, str]]) -> dict[tuple[str, str], list[tuple[str, float]]]:
+        self._source("lists")
+        found = {}
+        for kind, key in keys:
+            if kind in ("co_view", "co_buy"):
+                ids = self.co_viewed if kind == "co_view" else self.co_bought
+            else:
+                category = key.split(":cat:", 1)[1] if ":cat:" in key else None
+                ids = [p for p in self.trending if category is None or self.catalogue[p].category == category]
+            if ids:
+                found[(kind, key)] = _ranked(ids, len(ids))
+        return found
 
     def popular(self, limit: int, *, categories: list[str] | None = None) -> list[tuple[str, float]]:
         padding = sorted(pid for pid in self.catalogue if pid not in self.trending)
@@ -178,11 +217,23 @@ class FakeRecsStore:
         ]
         return _ranked(ids, limit)
 
-    def lexical_search(self, query: str, limit: int) -> list[tuple[str, float]]:
-        return _ranked(self.lexical.get(query, []), limit)
+    def lexical_search(self, query: str, limit: int) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+        self._source("lexical")
+        return _ranked(self.lexical.get(query, []), limit), _ranked(self.fuzzy.get(query, []), limit)
 
-    def nearest_to_vector(self, vector: np.ndarray, limit: int) -> list[tuple[str, float]]:
-        return _ranked(self.semantic, limit)
+
+def fake_ranker(scores: dict[str, float], ids: list[str], default: float = 0.0):
+    """A ``FakeInference.tensors`` answer for recs_ranker: SCORES by product id (``ids`` names every product the
+    test may pass, to undo the id hashing), CONTRIB = dot(candidate, history) embeddings, so the history product
+    nearest a candidate is its "because you viewed"."""
+    by_bucket = {item_bucket(pid): pid for pid in ids}
+
+    def answer(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        cand_ids, cand_emb, hist_emb = inputs["CAND_IDS"][0], inputs["CAND_EMB"][0], inputs["HIST_EMB"][0]
+        out = np.array([scores.get(by_bucket.get(int(b), ""), default) for b in cand_ids], dtype=np.float32)
+        return {"SCORES": out[None], "CONTRIB": (cand_emb @ hist_emb.T)[None]}
+
+    return answer
 
 
 @dataclass
@@ -193,7 +244,8 @@ class LoggedTurn:
 
 @dataclass
 class FakeConversations:
-    """``ConversationLog`` in memory; another user's conversation is not found, as in the real store."""
+    """``ConversationLog`` in memory; another user's conversation is not found and a stale state version is a
+    Conflict, as in the real store."""
 
     conversations: dict[str, ConversationInfo] = field(default_factory=dict)
     turns: list[LoggedTurn] = field(default_factory=list)
@@ -208,14 +260,21 @@ class FakeConversations:
             raise NotFound("conversation_id", f"no conversation {conversation_id!r} for this user")
         return conv
 
-    def append(self, conversation_id: str, turn: NewTurn) -> None:
+    def append(self, conversation_id: str, turn: NewTurn) -> int:
         self.turns.append(LoggedTurn(conversation_id, turn))
-        status = turn.status
-        if status:
+        if turn.status:
             conv = self.conversations[conversation_id]
-            self.conversations[conversation_id] = ConversationInfo(
-                conv.conversation_id, conv.user_id, status, conv.created_at, datetime.now(UTC)
-            )
+            self.conversations[conversation_id] = replace(conv, status=turn.status, updated_at=datetime.now(UTC))
+        return len(self.turns)
+
+    def save_state(self, conversation_id: str, version: int, state: dict, handoff_summary: str | None = None) -> None:
+        conv = self.conversations[conversation_id]
+        if conv.version != version:
+            raise Conflict("conversation_id", "another message of this conversation was answered meanwhile")
+        changes: dict = {"state": state, "version": version + 1}
+        if handoff_summary is not None:
+            changes.update(status="handoff", handoff_summary=handoff_summary)
+        self.conversations[conversation_id] = replace(conv, **changes)
 
 
 @dataclass
@@ -238,6 +297,9 @@ class FakeOrders:
             found = [o for o in mine if o.order_id.upper() in named]
             return (found[0], None) if found else (None, named_order_ids(message)[0])
         return (mine[0] if mine else None), None
+
+    def recent_orders(self, user_id: str, limit: int = 20) -> list[Order]:
+        return self._own(user_id)[:limit]
 
     def set_status(self, user_id: str, order_id: str, from_statuses: tuple[str, ...], to_status: str) -> bool:
         self.status_changes.append((user_id, order_id, from_statuses, to_status))

@@ -1,7 +1,8 @@
-"""Conversations and their turns, stored in Postgres.
+"""Conversations, their turns and their dialogue state, stored in Postgres.
 
-The assistant reads a conversation's status (handed off or not), never its earlier turns: each message is classified
-and answered on its own. Stored turns are the history GetConversation returns, to the user and to a human agent."""
+Every turn reads the conversation with its dialogue state and version, and writes the new state back only if the
+version is unchanged (optimistic check): several chat replicas can serve one conversation and a restart loses
+nothing. Stored turns are the history GetConversation returns, to the user and to a human agent."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from shared.core.errors import NotFound
+from shared.core.errors import Conflict, NotFound
+
+_COLUMNS = "conversation_id, user_id, status, created_at, updated_at, state, version, handoff_summary"
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,9 @@ class ConversationInfo:
     status: str
     created_at: datetime
     updated_at: datetime
+    state: dict[str, Any] = field(default_factory=dict)  # services.chat.dialogue.DialogueState as json
+    version: int = 0
+    handoff_summary: str | None = None
 
 
 class ConversationStore:
@@ -65,8 +71,8 @@ class ConversationStore:
                 )
             row = (
                 conn.execute(
-                    text("""
-                select conversation_id, user_id, status, created_at, updated_at from conversations
+                    text(f"""
+                select {_COLUMNS} from conversations
                 where conversation_id = :c and user_id = :u
             """),
                     {"c": conversation_id, "u": user_id},
@@ -78,12 +84,13 @@ class ConversationStore:
             raise NotFound("conversation_id", f"no conversation {conversation_id!r} for this user")
         return ConversationInfo(**row)
 
-    def append(self, conversation_id: str, turn: NewTurn) -> None:
+    def append(self, conversation_id: str, turn: NewTurn) -> int:
+        """Stores a turn; returns its message id (what a thumbs up/down on a reply names)."""
         with self.engine.begin() as conn:
-            conn.execute(
+            message_id = conn.execute(
                 text("""
                 insert into messages (conversation_id, role, text, intent, confidence, created_at, metadata)
-                values (:c, :r, :t, :i, :conf, clock_timestamp(), cast(:m as jsonb))
+                values (:c, :r, :t, :i, :conf, clock_timestamp(), cast(:m as jsonb)) returning id
             """),
                 {
                     "c": conversation_id,
@@ -93,7 +100,7 @@ class ConversationStore:
                     "conf": turn.confidence,
                     "m": json.dumps(turn.metadata),
                 },
-            )
+            ).scalar_one()
             conn.execute(
                 text("""
                 update conversations set updated_at = now(), status = coalesce(:s, status),
@@ -102,6 +109,25 @@ class ConversationStore:
             """),
                 {"c": conversation_id, "s": turn.status},
             )
+        return int(message_id)
+
+    def save_state(
+        self, conversation_id: str, version: int, state: dict[str, Any], handoff_summary: str | None = None
+    ) -> None:
+        """Writes the dialogue state read at ``version``; Conflict when another replica wrote a turn meanwhile."""
+        with self.engine.begin() as conn:
+            result = conn.execute(
+                text("""
+                update conversations set state = cast(:s as jsonb), version = version + 1, updated_at = now(),
+                    handoff_summary = coalesce(:h, handoff_summary),
+                    status = case when :h is null then status else 'handoff' end,
+                    handoff = handoff or :h is not null
+                where conversation_id = :c and version = :v
+            """),
+                {"c": conversation_id, "v": version, "s": json.dumps(state), "h": handoff_summary},
+            )
+        if result.rowcount != 1:
+            raise Conflict("conversation_id", "another message of this conversation was answered meanwhile; resend")
 
     def turns(self, conversation_id: str, limit: int) -> list[Turn]:
         """The last ``limit`` turns of a conversation, oldest first."""
@@ -123,8 +149,8 @@ class ConversationStore:
         with self.engine.connect() as conn:
             rows = (
                 conn.execute(
-                    text("""
-                select conversation_id, user_id, status, created_at, updated_at from conversations
+                    text(f"""
+                select {_COLUMNS} from conversations
                 where user_id = :u order by updated_at desc limit :n
             """),
                     {"u": user_id, "n": limit},

@@ -3,7 +3,8 @@ product suggestions through the recommendation service. Every order query is sco
 
 from __future__ import annotations
 
-import re
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,11 +12,12 @@ import numpy as np
 from pgvector import Vector
 from sqlalchemy import Engine, text
 
+from services.chat.entities import order_ids
 from shared.core.errors import ModelUnavailable
 from shared.core.model_catalog import TEXT_ENCODER
 from shared.inference.client import InferenceClient
 
-ORDER_ID = re.compile(r"\b([A-Za-z]{1,6}-?\d{3,12})\b")
+CATALOG_REFRESH_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,56 @@ class FaqHit:
 
 
 def named_order_ids(message: str) -> list[str]:
-    return ORDER_ID.findall(message)
+    return order_ids(message)
+
+
+@dataclass(frozen=True)
+class ProductFacts:
+    product_id: str
+    title: str
+    brand: str
+    category: str
+    description: str
+    price_micros: int
+    currency: str
+    in_stock: bool
+
+
+class ProductCatalog:
+    """Product titles for fuzzy matching (cached, refreshed every minute) and one product's facts."""
+
+    def __init__(self, engine: Engine, refresh_s: float = CATALOG_REFRESH_S):
+        self.engine = engine
+        self.refresh_s = refresh_s
+        self._titles: dict[str, str] = {}
+        self._loaded = 0.0
+        self._lock = threading.Lock()
+
+    def titles(self) -> dict[str, str]:
+        with self._lock:
+            if time.monotonic() - self._loaded > self.refresh_s:
+                with self.engine.connect() as conn:
+                    rows = conn.execute(text("select product_id, title from products order by product_id")).all()
+                self._titles = {r.product_id: r.title for r in rows}
+                self._loaded = time.monotonic()
+            return self._titles
+
+    def facts(self, product_id: str) -> ProductFacts | None:
+        with self.engine.connect() as conn:
+            row = (
+                conn.execute(
+                    text("""
+                select product_id, title, coalesce(brand, '') as brand, coalesce(category, '') as category,
+                       coalesce(description, '') as description, price_micros,
+                       coalesce(currency, 'USD') as currency, in_stock
+                from products where product_id = :p
+            """),
+                    {"p": product_id},
+                )
+                .mappings()
+                .first()
+            )
+        return ProductFacts(**row) if row else None
 
 
 class OrderTools:
@@ -56,7 +107,11 @@ class OrderTools:
         latest = self._orders(user_id, None)
         return (latest[0] if latest else None), None
 
-    def _orders(self, user_id: str, ids: list[str] | None) -> list[Order]:
+    def recent_orders(self, user_id: str, limit: int = 20) -> list[Order]:
+        """The user's most recent orders, newest first (to find one by the date the customer names)."""
+        return self._orders(user_id, None, limit)
+
+    def _orders(self, user_id: str, ids: list[str] | None, limit: int = 5) -> list[Order]:
         query = """
             select o.order_id, o.status, o.created_at, o.total_micros, coalesce(o.currency, 'USD') as currency,
                    coalesce(o.tracking_number, '') as tracking_number,
@@ -64,9 +119,9 @@ class OrderTools:
                             array[]::text[]) as items
             from orders o left join order_items i using (order_id) left join products p using (product_id)
             where o.user_id = :u {extra}
-            group by o.order_id order by o.created_at desc limit 5
+            group by o.order_id order by o.created_at desc limit :n
         """
-        params: dict = {"u": user_id}
+        params: dict = {"u": user_id, "n": limit}
         extra = ""
         if ids is not None:
             extra = "and upper(o.order_id) = any(:ids)"

@@ -43,7 +43,15 @@ BEAT_SCHEDULE = {
         "args": ("ad",),
     },
     "materialize-features-hourly": {"task": f"{TASKS_MODULE}.materialize_features", "schedule": timedelta(hours=1)},
+    "materialize-recs-lists-every-10-min": {  # popular/trending/co-occurrence lists read by the recs service
+        "task": f"{TASKS_MODULE}.materialize_recs_lists",
+        "schedule": timedelta(minutes=10),
+    },
     "retrain-ctr-nightly": {"task": f"{TASKS_MODULE}.retrain_ctr", "schedule": crontab(hour=3, minute=0)},
+    "purge-served-impressions-hourly": {  # past the click window: no click on them is charged any more
+        "task": f"{TASKS_MODULE}.purge_served_impressions",
+        "schedule": timedelta(hours=1),
+    },
 }
 
 

@@ -87,6 +87,27 @@ def materialize_features(self: Task) -> dict[str, int]:
     return run_materialize(runtime.engine)
 
 
+@shared_task(bind=True, name="services.worker.tasks.materialize_recs_lists")
+def materialize_recs_lists(self: Task) -> dict[str, float]:
+    """Popular, trending and co-occurrence lists that Recommend/SimilarProducts read by key."""
+    from shared.learning.recs_lists import materialize_recs_lists as run_lists
+
+    _, runtime = _platform(self)
+    return run_lists(runtime.engine)
+
+
+@shared_task(bind=True, name="services.worker.tasks.purge_served_impressions")
+def purge_served_impressions(self: Task) -> dict[str, int]:
+    """Drops served ads whose click window has passed (a click on them is no longer charged)."""
+    from datetime import UTC, datetime
+
+    from shared.store.ad_charges import purge_served_impressions as purge
+
+    _, runtime = _platform(self)
+    with runtime.engine.begin() as conn:
+        return {"deleted": purge(conn, datetime.now(UTC))}
+
+
 @shared_task(bind=True, name="services.worker.tasks.rollback_model")
 def rollback_model(self: Task, model_name: str) -> dict[str, Any]:
     """Sets the newest version aside so the previous one serves again."""

@@ -16,6 +16,8 @@ class StatusCode(StrEnum):
     PERMISSION_DENIED = "PERMISSION_DENIED"
     ALREADY_EXISTS = "ALREADY_EXISTS"
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    ABORTED = "ABORTED"
 
 
 class EcomaiError(Exception):
@@ -40,6 +42,24 @@ class InvalidArgument(FieldError):
 
 class NotFound(FieldError):
     code = StatusCode.NOT_FOUND
+
+
+class PermissionDenied(FieldError):
+    """The caller is who it says, but the field names something it may not act on (another customer)."""
+
+    code = StatusCode.PERMISSION_DENIED
+
+
+class Unauthenticated(EcomaiError):
+    """Missing, forged or expired credentials (a client token or a customer identity token)."""
+
+    code = StatusCode.UNAUTHENTICATED
+
+
+class Conflict(FieldError):
+    """A concurrent write won (optimistic version check); the caller may retry."""
+
+    code = StatusCode.ABORTED
 
 
 class FailedPrecondition(EcomaiError):

@@ -112,11 +112,18 @@ class ServiceBinding:
     full_name: str  # e.g. "ads.v1.AdService"
 
 
-def build_server(name: str, bindings: list[ServiceBinding], address: str, workers: int = 8) -> tuple[grpc.Server, int]:
-    """A started-ready (not yet started) server with health and reflection. Returns (server, bound port)."""
+def build_server(
+    name: str,
+    bindings: list[ServiceBinding],
+    address: str,
+    workers: int = 8,
+    interceptors: list[grpc.ServerInterceptor] | None = None,
+) -> tuple[grpc.Server, int]:
+    """A started-ready (not yet started) server with health and reflection. Returns (server, bound port).
+    ``interceptors`` run inside the errors interceptor, so the domain errors they raise map to status codes."""
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name),
-        interceptors=[ErrorsLogsMetricsInterceptor(name)],
+        interceptors=[ErrorsLogsMetricsInterceptor(name), *(interceptors or [])],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),

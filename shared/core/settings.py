@@ -55,6 +55,10 @@ class Settings(BaseSettings):
         default="small", description="size of the first fine-tune of each model (tiny is for tests)"
     )
     torch_threads: int = 2
+    public_data_dir: Path | None = Field(
+        default=PROJECT_ROOT.parent / "shared" / "data",
+        description="public datasets (ABCD, BANKING77) the intent model also learns from when present; unset = none",
+    )
 
     # -- services -------------------------------------------------------------------------------
     host: str = "127.0.0.1"
@@ -67,6 +71,16 @@ class Settings(BaseSettings):
     # -- demo shop ------------------------------------------------------------------------------
     demo_size: Literal["tiny", "small", "medium", "large"] = "small"
     demo_seed: int = 7
+
+    # -- identity and client authentication (chat now; ads/recs can use the same interceptor) ------
+    identity_secret: str = Field(
+        default="", description="HMAC key of customer identity tokens; empty = generated once under home/secrets"
+    )
+    identity_token_ttl_s: int = Field(default=3600, description="lifetime of an identity token issued locally")
+    client_tokens: dict[str, str] = Field(
+        default_factory=dict,
+        description='calling client name -> token, e.g. {"web": "..."}; empty = one "local" client, generated',
+    )
 
     log_level: str = "INFO"
 

@@ -18,9 +18,8 @@ from sqlalchemy import Engine
 from shared.core.errors import FailedPrecondition
 from shared.core.model_catalog import CTR_MODEL, INTENT_CLASSIFIER, MODEL_NAMES, RECS_RANKER, TEXT_ENCODER
 from shared.core.settings import Settings
-from shared.learning import ctr_job, datasets
-from shared.learning.finetune import PROFILES, FineTuneConfig, TrainedClassifier, fine_tune_classifier, predict_logits
-from shared.learning.metrics import ranking_metrics
+from shared.learning import ctr_job, intent_job, recs_job, text_finetune
+from shared.learning.finetune import PROFILES, FineTuneConfig, TrainedClassifier
 from shared.learning.registry import PublishedVersion, latest_version, publish_version
 
 Progress = Callable[[str], None] | None
@@ -123,6 +122,34 @@ def export_text_encoder(engine: Engine, settings: Settings, progress: Progress =
     return published
 
 
+def train_text_encoder(
+    engine: Engine, settings: Settings, profile: str | None = None, progress: Progress = None
+) -> PublishedVersion:
+    """Version 1 is the pretrained backbone exported (the first run stays fast); every later version is the
+    backbone fine-tuned on the shop's behaviour (shared/learning/text_finetune.py), with next-product recall@10
+    of held-out shoppers for it and the pretrained encoder in the same run. Same Triton interface either way."""
+    if latest_version(settings.model_repository, TEXT_ENCODER) is None:
+        return export_text_encoder(engine, settings, progress)
+    say, profile = _say(progress, TEXT_ENCODER), _profile(settings, profile)
+    cfg = text_finetune.PROFILE_CONFIGS[profile]
+    data = _require(lambda: text_finetune.behaviour_pairs(engine, cfg), TEXT_ENCODER)
+    say(f"{data.info['train_pairs']} behaviour pairs, {data.info['eval_pairs']} held-out next-product pairs")
+    backbone = Path(settings.backbone_path)
+    model, tokenizer, metrics = text_finetune.fine_tune_encoder(backbone, data, cfg, say, settings.torch_threads)
+
+    def build(folder: Path) -> dict[str, Any]:
+        model.save_pretrained(folder / "hf")
+        tokenizer.save_pretrained(folder / "hf")
+        dim = int(model.config.hidden_size)
+        return {"max_length": ENCODER_MAX_LENGTH, "pooling": "mean", "normalize": True, "dim": dim}
+
+    params = {"backbone": str(backbone), "mode": "contrastive_top", "seed": cfg.seed, "profile": profile,
+              "max_length": ENCODER_MAX_LENGTH}  # fmt: skip
+    return publish_version(
+        engine, settings.model_repository, TEXT_ENCODER, build, "text_encoder", params, metrics, data.info
+    )
+
+
 def train_ctr(
     engine: Engine, settings: Settings, profile: str | None = None, progress: Progress = None
 ) -> PublishedVersion:
@@ -138,73 +165,34 @@ def train_ctr(
 def train_recs_ranker(
     engine: Engine, settings: Settings, profile: str | None = None, progress: Progress = None
 ) -> PublishedVersion:
-    """Relevance of a candidate product given the user's history; ranking metrics on held-out users' last item
-    among ~100 sampled unseen candidates (next to a popularity baseline on the same candidates)."""
+    """The sequential ranker (shared/learning/recs_job.py): self-attention over the user's recent products, items
+    from their text embeddings plus hashed ids, trained on the shop's sequences split in time; held-out next items
+    and next purchases ranked over the whole catalog next to popularity on the same users."""
     say, profile = _say(progress, RECS_RANKER), _profile(settings, profile)
-    p = PROFILES[profile]
-    data = _require(
-        lambda: datasets.ranker_dataset(
-            engine, p.max_train_examples, p.max_eval_examples, p.ranking_eval_users, seed=SEED
-        ),
-        RECS_RANKER,
-    )
-    say(
-        f"{data.labelled.info['train_rows']} train / {data.labelled.info['eval_rows']} eval pairs, "
-        f"{len(data.ranking_eval)} ranking users"
-    )
-    cfg = FineTuneConfig.for_model(profile, RECS_RANKER, settings.backbone_path, seed=SEED)
-    trained = fine_tune_classifier(data.labelled.train, data.labelled.eval, 1, cfg, say, threads=settings.torch_threads)
-    metrics = dict(trained.metrics)
-    started = time.perf_counter()
-    scored = [
-        (predict_logits(trained.model, trained.tokenizer, texts, cfg.max_length)[:, 0], rel)
-        for texts, rel in data.ranking_eval
-    ]
-    n = data.labelled.info["ranking_candidates"]
-    for prefix, per_user in (
-        ("", scored),
-        ("popularity_", [(s, r) for s, (_, r) in zip(data.popularity_scores, data.ranking_eval)]),
-    ):
-        for key, value in ranking_metrics(per_user, k=10).items():
-            metrics[f"{prefix}{key}_sampled{n}" if key != "users" else "ranking_users"] = value
-    metrics["ranking_eval_seconds"] = round(time.perf_counter() - started, 2)
-    say(
-        f"NDCG@10 {metrics[f'ndcg@10_sampled{n}']:.4f} HR@10 {metrics[f'hr@10_sampled{n}']:.4f} "
-        f"(popularity NDCG@10 {metrics[f'popularity_ndcg@10_sampled{n}']:.4f}) on {len(scored)} held-out users"
-    )
-    return _publish_classifier(engine, settings, RECS_RANKER, trained, cfg, profile, metrics, data.labelled.info)
+    data = _require(lambda: recs_job.shop_sequences(engine, settings), RECS_RANKER)
+    return recs_job.fit_and_publish(engine, settings, data, profile, say)
 
 
 def train_intent(
     engine: Engine, settings: Settings, profile: str | None = None, progress: Progress = None
 ) -> PublishedVersion:
-    """Intent classifier on intent_examples; labels are the sorted intent names (meta.labels)."""
+    """Intent classifier (shared/learning/intent_job.py): the shop's intent_examples plus customer phrasings, ABCD
+    and out-of-scope text; labels are the shop's intents plus out_of_scope, sorted (meta.labels); calibrated."""
     say, profile = _say(progress, INTENT_CLASSIFIER), _profile(settings, profile)
     p = PROFILES[profile]
     data, labels = _require(
-        lambda: datasets.intent_dataset(engine, p.max_train_examples, p.max_eval_examples, seed=SEED),
+        lambda: intent_job.labelled_intents(
+            intent_job.training_examples(intent_job.shop_intent_rows(engine), settings.public_data_dir),
+            p.max_train_examples,
+            p.max_eval_examples,
+        ),
         INTENT_CLASSIFIER,
     )
-    say(f"{len(labels)} intents, {len(data.train)} train / {len(data.eval)} eval examples")
-    cfg = FineTuneConfig.for_model(profile, INTENT_CLASSIFIER, settings.backbone_path, seed=SEED)
-    trained = fine_tune_classifier(
-        data.train, data.eval, len(labels), cfg, say, labels=labels, threads=settings.torch_threads
-    )
-    say(f"accuracy {trained.metrics['accuracy']:.4f}, macro F1 {trained.metrics['macro_f1']:.4f}")
-    return _publish_classifier(
-        engine,
-        settings,
-        INTENT_CLASSIFIER,
-        trained,
-        cfg,
-        profile,
-        dict(trained.metrics),
-        {**data.info, "labels": labels},
-    )
+    return intent_job.train_and_publish(engine, settings, data, labels, profile, say)
 
 
 TRAINERS: dict[str, Callable[..., PublishedVersion]] = {
-    TEXT_ENCODER: lambda engine, settings, profile, progress: export_text_encoder(engine, settings, progress),
+    TEXT_ENCODER: train_text_encoder,
     INTENT_CLASSIFIER: train_intent,
     CTR_MODEL: train_ctr,
     RECS_RANKER: train_recs_ranker,

@@ -8,7 +8,7 @@ migrations in ``shared/store/migrations`` must match these models (a test autoge
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 from pgvector.sqlalchemy import Vector
 from sqlalchemy import (
@@ -23,9 +23,11 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -263,6 +265,39 @@ class Embedding(Base):
     updated_at: Mapped[datetime] = _now()
 
 
+# -- recommendation lists (migration 0003) ---------------------------------------------------------------------
+RECS_LIST_KINDS = ("popular", "trending", "co_view", "co_buy")
+
+
+class RecsList(Base):
+    """A ranked product list materialized by shared/learning/recs_lists.py: ``items`` is ``[[product_id, score],
+    ...]`` best first. Keys: ``popular``/``trending`` lists are ``<window>:all`` or ``<window>:cat:<category>``;
+    co-occurrence lists are keyed by the anchor product id. Serving reads one list by primary key."""
+
+    __tablename__ = "recs_lists"
+    kind: Mapped[str] = mapped_column(Text, primary_key=True)
+    key: Mapped[str] = mapped_column(Text, primary_key=True)
+    items: Mapped[list[Any]] = mapped_column(JSONB, nullable=False)
+    updated_at: Mapped[datetime] = _now()
+
+
+# a signed-out shopper's context for Recommend: the products their storefront session touched
+Index("ix_events_session_id", Event.session_id)
+# SearchProducts' full-text document of a product; the query must repeat this expression to use the index
+PRODUCT_DOCUMENT_SQL = (  # written the way Postgres prints it back, so that autogenerate sees no difference
+    "to_tsvector('english'::regconfig, (((((title || ' '::text) || COALESCE(brand, ''::text)) || ' '::text) || "
+    "COALESCE(category, ''::text)) || ' '::text) || COALESCE(description, ''::text))"
+)
+Index("ix_products_document", text(PRODUCT_DOCUMENT_SQL), postgresql_using="gin", _table=cast(Table, Product.__table__))
+# search's typo tolerance: trigram similarity on titles (the pg_trgm extension comes with migration 0003)
+Index(
+    "ix_products_title_trgm",
+    Product.title,
+    postgresql_using="gin",
+    postgresql_ops={"title": "gin_trgm_ops"},
+)
+
+
 class ModelVersion(Base):
     """The model registry: one row per trained version, whatever became of it."""
 
@@ -307,6 +342,10 @@ class Conversation(Base):
     handoff: Mapped[bool] = mapped_column(Boolean, server_default="false")
     created_at: Mapped[datetime] = _now()
     updated_at: Mapped[datetime] = _now()
+    # dialogue state: pending action + slots, recent turns, low-confidence streak (services/chat/dialogue.py)
+    state: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}", nullable=False)
+    version: Mapped[int] = mapped_column(Integer, server_default="0")  # bumped per turn: optimistic check
+    handoff_summary: Mapped[str | None] = mapped_column(Text)
 
 
 class Message(Base):

@@ -26,7 +26,7 @@ from services import cli
 from services.platform import prepare_models, seed_demo_shop
 from shared.store.engine import make_engine
 from shared.store.importer import import_shop
-from tests.e2e_helpers import serving
+from tests.e2e_helpers import customer, serving
 from tests.fixtures_data import database_url_for
 from tests.fixtures_infra import free_port, running_triton, triton_settings
 
@@ -83,6 +83,7 @@ class AdsOnlyPlatform:
     skipped: dict[str, str]
     ready: dict[str, list[int]]
     channels: dict[str, grpc.Channel]
+    chat_customer: dict[str, list[tuple[str, str]]]  # user id -> call metadata proving that customer
 
 
 def _fresh_database(pg_admin_url: str, template: str) -> str:
@@ -112,7 +113,8 @@ def ads_only(pg_admin_url, migrated_template, tmp_path_factory):
             skipped = prepare_models(settings, url, triton)
             ready = {name: triton.ready_versions(name) for name in ("ctr_model", "text_encoder")}
             with serving(settings, engine, triton, grace=0) as channels:
-                yield AdsOnlyPlatform(engine, after_train, skipped, ready, channels)
+                who = {"u02": customer(settings, "u02")}
+                yield AdsOnlyPlatform(engine, after_train, skipped, ready, channels, who)
     finally:
         engine.dispose()
 
@@ -146,7 +148,8 @@ def test_recommend_and_chat_degrade_without_the_skipped_models(ads_only):
     assert len(reply.items) == 4 and reply.serving.degraded and reply.serving.fallback == "retrieval_fusion"
     assert any("recs_ranker" in note for note in reply.serving.notes), reply.serving.notes
     chat = chat_pb2_grpc.ChatServiceStub(ads_only.channels["chat"])
-    chunks = list(chat.SendMessage(chat_pb2.SendMessageRequest(user_id="u02", text="where is my parcel"), timeout=30))
+    request = chat_pb2.SendMessageRequest(text="where is my parcel")
+    chunks = list(chat.SendMessage(request, timeout=30, metadata=ads_only.chat_customer["u02"]))
     assert chunks[-1].final and chunks[-1].serving.degraded and chunks[-1].serving.fallback == "faq_retrieval"
     assert "".join(c.text_delta for c in chunks)
 

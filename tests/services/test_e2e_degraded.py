@@ -1,7 +1,6 @@
 """Degrade, don't fail: with Triton unreachable every service still answers within the deadline, from a
 fallback, and says so in ServingInfo."""
 
-import grpc
 import pytest
 
 from protos.ads.v1 import ads_pb2, ads_pb2_grpc
@@ -9,7 +8,7 @@ from protos.chat.v1 import chat_pb2, chat_pb2_grpc
 from protos.recs.v1 import recs_pb2, recs_pb2_grpc
 from services.composition import start_service
 from shared.inference.triton_client import TritonClient
-from tests.e2e_helpers import active_user, any_product
+from tests.e2e_helpers import active_user, any_product, customer, service_channel
 from tests.fixtures_infra import free_port
 
 
@@ -27,7 +26,7 @@ def no_triton_services(platform):
         )
         for name in ("recs", "ads", "chat")
     ]
-    channels = {r.name: grpc.insecure_channel(f"127.0.0.1:{r.port}") for r in running}
+    channels = {r.name: service_channel(settings, r.name, r.port) for r in running}
     yield channels
     for r in running:
         r.stop(grace=0)
@@ -61,8 +60,9 @@ def test_chat_answers_from_faq_retrieval(platform, no_triton_services):
     stub = chat_pb2_grpc.ChatServiceStub(no_triton_services["chat"])
     chunks = list(
         stub.SendMessage(
-            chat_pb2.SendMessageRequest(user_id=active_user(platform.engine), text="How long does shipping take?"),
+            chat_pb2.SendMessageRequest(text="How long does shipping take?"),
             timeout=10,
+            metadata=customer(platform.settings, active_user(platform.engine)),
         )
     )
     final = chunks[-1]

@@ -2,7 +2,6 @@
 
 import pytest
 
-from services.chat.servicer import _pieces
 from services.validation import bounded_int, bounded_text, id_list, optional_id, require_id
 from shared.core.errors import InvalidArgument
 
@@ -38,10 +37,3 @@ def test_id_list_limits_and_dedupes():
         id_list("ad_ids", ["a", "b", "c"], 2)
     with pytest.raises(InvalidArgument, match=r"^ad_ids\[1\]: is required"):
         id_list("ad_ids", ["a", ""], 5)
-
-
-def test_reply_pieces_concatenate_to_the_text():
-    text = "Order A-1001 from Nov 02 is shipped.  Tracking number: TRK123."
-    pieces = _pieces(text)
-    assert "".join(pieces) == text
-    assert len(pieces) > 1

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from protos.common.v1 import common_pb2 as protos_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19protos/chat/v1/chat.proto\x12\x07\x63hat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dprotos/common/v1/common.proto\"\x85\x01\n\x04Turn\x12\x1b\n\x04role\x18\x01 \x01(\x0e\x32\r.chat.v1.Role\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06intent\x18\x03 \x01(\t\x12\x12\n\nconfidence\x18\x04 \x01(\x01\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"1\n\x06Source\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\"\x88\x01\n\x06\x41\x63tion\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x11\n\ttarget_id\x18\x02 \x01(\t\x12-\n\x07\x64\x65tails\x18\x03 \x03(\x0b\x32\x1c.chat.v1.Action.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"x\n\x12SendMessageRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12*\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x19.common.v1.RequestContext\"\x90\x02\n\nReplyChunk\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x12\n\ntext_delta\x18\x02 \x01(\t\x12\r\n\x05\x66inal\x18\x03 \x01(\x08\x12\x0e\n\x06intent\x18\x04 \x01(\t\x12\x12\n\nconfidence\x18\x05 \x01(\x01\x12\x0f\n\x07handoff\x18\x06 \x01(\x08\x12 \n\x07sources\x18\x07 \x03(\x0b\x32\x0f.chat.v1.Source\x12 \n\x07\x61\x63tions\x18\x08 \x03(\x0b\x32\x0f.chat.v1.Action\x12$\n\x08products\x18\t \x03(\x0b\x32\x12.common.v1.Product\x12\'\n\x07serving\x18\n \x01(\x0b\x32\x16.common.v1.ServingInfo\"U\n\x16GetConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\tmax_turns\x18\x03 \x01(\x05\"\xc6\x01\n\x0c\x43onversation\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x1c\n\x05turns\x18\x04 \x03(\x0b\x32\r.chat.v1.Turn\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\":\n\x18ListConversationsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"I\n\x19ListConversationsResponse\x12,\n\rconversations\x18\x01 \x03(\x0b\x32\x15.chat.v1.Conversation*O\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02\x12\x0e\n\nROLE_AGENT\x10\x03\x32\xf7\x01\n\x0b\x43hatService\x12\x41\n\x0bSendMessage\x12\x1b.chat.v1.SendMessageRequest\x1a\x13.chat.v1.ReplyChunk0\x01\x12I\n\x0fGetConversation\x12\x1f.chat.v1.GetConversationRequest\x1a\x15.chat.v1.Conversation\x12Z\n\x11ListConversations\x12!.chat.v1.ListConversationsRequest\x1a\".chat.v1.ListConversationsResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19protos/chat/v1/chat.proto\x12\x07\x63hat.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dprotos/common/v1/common.proto\"\x85\x01\n\x04Turn\x12\x1b\n\x04role\x18\x01 \x01(\x0e\x32\r.chat.v1.Role\x12\x0c\n\x04text\x18\x02 \x01(\t\x12\x0e\n\x06intent\x18\x03 \x01(\t\x12\x12\n\nconfidence\x18\x04 \x01(\x01\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"1\n\x06Source\x12\x0c\n\x04kind\x18\x01 \x01(\t\x12\n\n\x02id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\"\x88\x01\n\x06\x41\x63tion\x12\x0c\n\x04type\x18\x01 \x01(\t\x12\x11\n\ttarget_id\x18\x02 \x01(\t\x12-\n\x07\x64\x65tails\x18\x03 \x03(\x0b\x32\x1c.chat.v1.Action.DetailsEntry\x1a.\n\x0c\x44\x65tailsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"x\n\x12SendMessageRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0c\n\x04text\x18\x03 \x01(\t\x12*\n\x07\x63ontext\x18\x04 \x01(\x0b\x32\x19.common.v1.RequestContext\"\xbb\x02\n\nReplyChunk\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x12\n\ntext_delta\x18\x02 \x01(\t\x12\r\n\x05\x66inal\x18\x03 \x01(\x08\x12\x0e\n\x06intent\x18\x04 \x01(\t\x12\x12\n\nconfidence\x18\x05 \x01(\x01\x12\x0f\n\x07handoff\x18\x06 \x01(\x08\x12 \n\x07sources\x18\x07 \x03(\x0b\x32\x0f.chat.v1.Source\x12 \n\x07\x61\x63tions\x18\x08 \x03(\x0b\x32\x0f.chat.v1.Action\x12$\n\x08products\x18\t \x03(\x0b\x32\x12.common.v1.Product\x12\'\n\x07serving\x18\n \x01(\x0b\x32\x16.common.v1.ServingInfo\x12\x17\n\x0fhandoff_summary\x18\x0b \x01(\t\x12\x10\n\x08reply_id\x18\x0c \x01(\t\"U\n\x16GetConversationRequest\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x11\n\tmax_turns\x18\x03 \x01(\x05\"\xdf\x01\n\x0c\x43onversation\x12\x17\n\x0f\x63onversation_id\x18\x01 \x01(\t\x12\x0f\n\x07user_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\x1c\n\x05turns\x18\x04 \x03(\x0b\x32\r.chat.v1.Turn\x12.\n\ncreated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x17\n\x0fhandoff_summary\x18\x07 \x01(\t\":\n\x18ListConversationsRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\"I\n\x19ListConversationsResponse\x12,\n\rconversations\x18\x01 \x03(\x0b\x32\x15.chat.v1.Conversation*O\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\r\n\tROLE_USER\x10\x01\x12\x12\n\x0eROLE_ASSISTANT\x10\x02\x12\x0e\n\nROLE_AGENT\x10\x03\x32\xf7\x01\n\x0b\x43hatService\x12\x41\n\x0bSendMessage\x12\x1b.chat.v1.SendMessageRequest\x1a\x13.chat.v1.ReplyChunk0\x01\x12I\n\x0fGetConversation\x12\x1f.chat.v1.GetConversationRequest\x1a\x15.chat.v1.Conversation\x12Z\n\x11ListConversations\x12!.chat.v1.ListConversationsRequest\x1a\".chat.v1.ListConversationsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,8 +35,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ACTION_DETAILSENTRY']._loaded_options = None
   _globals['_ACTION_DETAILSENTRY']._serialized_options = b'8\001'
-  _globals['_ROLE']._serialized_start=1248
-  _globals['_ROLE']._serialized_end=1327
+  _globals['_ROLE']._serialized_start=1316
+  _globals['_ROLE']._serialized_end=1395
   _globals['_TURN']._serialized_start=103
   _globals['_TURN']._serialized_end=236
   _globals['_SOURCE']._serialized_start=238
@@ -48,15 +48,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SENDMESSAGEREQUEST']._serialized_start=428
   _globals['_SENDMESSAGEREQUEST']._serialized_end=548
   _globals['_REPLYCHUNK']._serialized_start=551
-  _globals['_REPLYCHUNK']._serialized_end=823
-  _globals['_GETCONVERSATIONREQUEST']._serialized_start=825
-  _globals['_GETCONVERSATIONREQUEST']._serialized_end=910
-  _globals['_CONVERSATION']._serialized_start=913
-  _globals['_CONVERSATION']._serialized_end=1111
-  _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=1113
-  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=1171
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=1173
-  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=1246
-  _globals['_CHATSERVICE']._serialized_start=1330
-  _globals['_CHATSERVICE']._serialized_end=1577
+  _globals['_REPLYCHUNK']._serialized_end=866
+  _globals['_GETCONVERSATIONREQUEST']._serialized_start=868
+  _globals['_GETCONVERSATIONREQUEST']._serialized_end=953
+  _globals['_CONVERSATION']._serialized_start=956
+  _globals['_CONVERSATION']._serialized_end=1179
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_start=1181
+  _globals['_LISTCONVERSATIONSREQUEST']._serialized_end=1239
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_start=1241
+  _globals['_LISTCONVERSATIONSRESPONSE']._serialized_end=1314
+  _globals['_CHATSERVICE']._serialized_start=1398
+  _globals['_CHATSERVICE']._serialized_end=1645
 # @@protoc_insertion_point(module_scope)

@@ -76,7 +76,7 @@ class SendMessageRequest(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ..., user_id: _Optional[str] = ..., text: _Optional[str] = ..., context: _Optional[_Union[_common_pb2.RequestContext, _Mapping]] = ...) -> None: ...
 
 class ReplyChunk(_message.Message):
-    __slots__ = ("conversation_id", "text_delta", "final", "intent", "confidence", "handoff", "sources", "actions", "products", "serving")
+    __slots__ = ("conversation_id", "text_delta", "final", "intent", "confidence", "handoff", "sources", "actions", "products", "serving", "handoff_summary", "reply_id")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     TEXT_DELTA_FIELD_NUMBER: _ClassVar[int]
     FINAL_FIELD_NUMBER: _ClassVar[int]
@@ -87,6 +87,8 @@ class ReplyChunk(_message.Message):
     ACTIONS_FIELD_NUMBER: _ClassVar[int]
     PRODUCTS_FIELD_NUMBER: _ClassVar[int]
     SERVING_FIELD_NUMBER: _ClassVar[int]
+    HANDOFF_SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    REPLY_ID_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     text_delta: str
     final: bool
@@ -97,7 +99,9 @@ class ReplyChunk(_message.Message):
     actions: _containers.RepeatedCompositeFieldContainer[Action]
     products: _containers.RepeatedCompositeFieldContainer[_common_pb2.Product]
     serving: _common_pb2.ServingInfo
-    def __init__(self, conversation_id: _Optional[str] = ..., text_delta: _Optional[str] = ..., final: _Optional[bool] = ..., intent: _Optional[str] = ..., confidence: _Optional[float] = ..., handoff: _Optional[bool] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., actions: _Optional[_Iterable[_Union[Action, _Mapping]]] = ..., products: _Optional[_Iterable[_Union[_common_pb2.Product, _Mapping]]] = ..., serving: _Optional[_Union[_common_pb2.ServingInfo, _Mapping]] = ...) -> None: ...
+    handoff_summary: str
+    reply_id: str
+    def __init__(self, conversation_id: _Optional[str] = ..., text_delta: _Optional[str] = ..., final: _Optional[bool] = ..., intent: _Optional[str] = ..., confidence: _Optional[float] = ..., handoff: _Optional[bool] = ..., sources: _Optional[_Iterable[_Union[Source, _Mapping]]] = ..., actions: _Optional[_Iterable[_Union[Action, _Mapping]]] = ..., products: _Optional[_Iterable[_Union[_common_pb2.Product, _Mapping]]] = ..., serving: _Optional[_Union[_common_pb2.ServingInfo, _Mapping]] = ..., handoff_summary: _Optional[str] = ..., reply_id: _Optional[str] = ...) -> None: ...
 
 class GetConversationRequest(_message.Message):
     __slots__ = ("conversation_id", "user_id", "max_turns")
@@ -110,20 +114,22 @@ class GetConversationRequest(_message.Message):
     def __init__(self, conversation_id: _Optional[str] = ..., user_id: _Optional[str] = ..., max_turns: _Optional[int] = ...) -> None: ...
 
 class Conversation(_message.Message):
-    __slots__ = ("conversation_id", "user_id", "status", "turns", "created_at", "updated_at")
+    __slots__ = ("conversation_id", "user_id", "status", "turns", "created_at", "updated_at", "handoff_summary")
     CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
     USER_ID_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     TURNS_FIELD_NUMBER: _ClassVar[int]
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
+    HANDOFF_SUMMARY_FIELD_NUMBER: _ClassVar[int]
     conversation_id: str
     user_id: str
     status: str
     turns: _containers.RepeatedCompositeFieldContainer[Turn]
     created_at: _timestamp_pb2.Timestamp
     updated_at: _timestamp_pb2.Timestamp
-    def __init__(self, conversation_id: _Optional[str] = ..., user_id: _Optional[str] = ..., status: _Optional[str] = ..., turns: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+    handoff_summary: str
+    def __init__(self, conversation_id: _Optional[str] = ..., user_id: _Optional[str] = ..., status: _Optional[str] = ..., turns: _Optional[_Iterable[_Union[Turn, _Mapping]]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., handoff_summary: _Optional[str] = ...) -> None: ...
 
 class ListConversationsRequest(_message.Message):
     __slots__ = ("user_id", "limit")
