@@ -36,7 +36,7 @@ LATEST_WORDS = re.compile(r"\b(latest|last one|most recent|newest|the last order
 AFFIRM = re.compile(r"^\s*(yes|yeah|yep|sure|ok(?:ay)?|please do|go ahead|do it|confirm)\b", re.I)
 _FILLER = re.compile(
     r"\b(do you have|have you got|i'?m looking for|i am looking for|looking for|show me|can you find|find me|"
-    r"i want|i need|i'd like|any|some|please|for me)\b",
+    r"i want|i need|i'd like|any|some|please|for me|(?:can|could) you (?:recommend|suggest)|recommend|suggest)\b",
     re.I,
 )
 _STOP = {"the", "a", "an", "and", "of", "for", "with", "in", "on", "to", "my", "me", "i", "is", "it", "do", "you"}

@@ -77,6 +77,7 @@ def test_extract_flags_anger_the_latest_order_and_a_yes():
 
 def test_search_query_keeps_the_product_words():
     assert search_query("do you have waterproof hiking boots under 50 dollars") == "waterproof hiking boots"
+    assert search_query("Can you recommend a gift for a runner?") == "gift runner"
 
 
 def test_products_are_matched_fuzzily():
