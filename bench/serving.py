@@ -181,12 +181,17 @@ def main() -> int:
             f"{case:34} {svc['p50_ms']:>8} {svc['p99_ms']:>8} {svc['rps']:>7} {r['triton_ms_per_request']:>14}"
             f" {r['overhead_mean_ms']:>12}"
         )
+    write_report(f"serving-{args.label}.json", results, lines)
+    return 0
+
+
+def write_report(name: str, results: dict, lines: list[str]) -> None:
+    """Prints the table and writes the command, results and table to bench/results/``name``."""
     print("\n" + "\n".join(lines))
-    out = RESULTS / f"serving-{args.label}.json"
+    out = RESULTS / name
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps({"command": " ".join(sys.argv), "results": results, "table": lines}, indent=1) + "\n")
     print(f"\nwritten to {out}")
-    return 0
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.serving import RESULTS, model_seconds, timed  # noqa: E402
+from bench.serving import model_seconds, timed, write_report  # noqa: E402
 from protos.recs.v1 import recs_pb2, recs_pb2_grpc  # noqa: E402
 from services.recs.candidates import ProductFilter  # noqa: E402
 from services.recs.recommender import Recommender  # noqa: E402
@@ -192,12 +192,8 @@ def main() -> int:
             lines.append(f"{case:40} {svc['p50_ms']:>8} {svc['p99_ms']:>8} {svc['rps']:>7} {triton_ms!s:>14}")
         else:
             lines.append(f"{case:40} {r}")
-    print("\n" + "\n".join(lines))
     suffix = f"synthetic{args.synthetic}" if args.synthetic else args.label
-    out = RESULTS / f"serving-recs-{suffix}.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps({"command": " ".join(sys.argv), "results": results, "table": lines}, indent=1) + "\n")
-    print(f"\nwritten to {out}")
+    write_report(f"serving-recs-{suffix}.json", results, lines)
     return 0
 
 
