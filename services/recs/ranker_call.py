@@ -3,33 +3,28 @@ a score per candidate and each history position's contribution to it out.
 
 The contract is stated in shared/learning/recs_ranker_model.py and triton_models/recs_ranker/config.pbtxt: one
 batch row = one user, HIST_EMB [L, 384] + HIST_IDS [L] (newest first), CAND_EMB [C, 384] + CAND_IDS [C] ->
-SCORES [C], CONTRIB [C, L]. ``item_bucket`` repeats the training side's id hashing here so that the service does not
-import torch with the model module; tests/services/test_recs_ranking.py keeps the two equal."""
+SCORES [C], CONTRIB [C, L]. The bounds and the id hashing come from
+shared/core/model_catalog.py, which training reads too (and which does not import torch)."""
 
 from __future__ import annotations
 
-import zlib
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 
 from services.serving import ServingReport
 from shared.core.errors import ModelUnavailable
-from shared.core.model_catalog import EMBEDDING_DIM, RECS_RANKER
+from shared.core.model_catalog import (
+    EMBEDDING_DIM,
+    RANKER_MAX_CANDIDATES,
+    RANKER_MAX_HISTORY,
+    RECS_RANKER,
+    item_bucket,
+)
 from shared.inference.client import InferenceClient
 
-MAX_HISTORY = 50  # history positions the model reads (recs_ranker_model.MAX_HISTORY)
-MAX_CANDIDATES = 512  # candidates per call (recs_ranker_model.MAX_CANDIDATES)
-ID_BUCKETS = 1 << 16  # recs_ranker_model.ID_BUCKETS
-
-
-@lru_cache(maxsize=1 << 18)
-def item_bucket(product_id: str, buckets: int = ID_BUCKETS) -> int:
-    """Stable id bucket in [1, buckets); 0 is padding (same as recs_ranker_model.item_bucket)."""
-    if not product_id:
-        return 0
-    return 1 + zlib.crc32(product_id.encode()) % (buckets - 1)
+MAX_HISTORY = RANKER_MAX_HISTORY
+MAX_CANDIDATES = RANKER_MAX_CANDIDATES
 
 
 @dataclass(frozen=True)

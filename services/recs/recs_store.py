@@ -8,14 +8,15 @@ from dataclasses import dataclass
 
 import numpy as np
 from pgvector import Vector
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 
-from shared.core.model_catalog import EMBEDDING_DIM, TEXT_ENCODER
+from shared.core.model_catalog import EMBEDDING_DIM, RANKER_MAX_HISTORY, TEXT_ENCODER
 from shared.core.ttl_cache import TtlCache
+from shared.store.engine import make_read_engine
 from shared.store.schema import INTERACTION_TYPES, PRODUCT_DOCUMENT_SQL, sql_list
 
-HISTORY_LIMIT = 50  # = the ranker's MAX_HISTORY (shared/learning/recs_ranker_model.py)
+HISTORY_LIMIT = RANKER_MAX_HISTORY  # the history the ranker reads
 ANN_EF_SEARCH = 200  # HNSW candidate list: at least the largest ANN limit, so the index returns all it is asked for
 FUZZY_MIN = 0.5  # trigram word similarity from which a title counts as a typo'd match (the `<%` index threshold)
 PADDING_LIMIT = 500  # in-stock catalogue ids used to fill k on a shop too small (or too new) for the lists
@@ -99,16 +100,8 @@ class RecsStore:
     ANN or search read is one statement too. ``close()`` disposes of it."""
 
     def __init__(self, engine: Engine, ttl_s: float = 30.0):
-        size = engine.pool.size() if hasattr(engine.pool, "size") else 5
         settings = f"-c hnsw.ef_search={ANN_EF_SEARCH} -c pg_trgm.word_similarity_threshold={FUZZY_MIN}"
-        self.engine = create_engine(
-            engine.url,
-            isolation_level="AUTOCOMMIT",
-            pool_pre_ping=True,
-            pool_size=size,
-            max_overflow=size,
-            connect_args={"options": settings},
-        )
+        self.engine = make_read_engine(engine, settings)
         self._products: TtlCache[str, tuple[ProductRow, np.ndarray | None]] = TtlCache(ttl_s)
         self._lists: TtlCache[ListKey, Scored] = TtlCache(ttl_s)
         self._shared: TtlCache[str, object] = TtlCache(ttl_s)

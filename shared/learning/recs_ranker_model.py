@@ -20,26 +20,21 @@ exactly into one term per history position (CONTRIB): the "because you viewed X"
 (No ``from __future__ import annotations`` here: TorchScript reads the buffer annotations as real types.)
 """
 
-import zlib
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from shared.core.model_catalog import EMBEDDING_DIM
+from shared.core.model_catalog import (
+    EMBEDDING_DIM,
+    RANKER_ID_BUCKETS,
+    RANKER_MAX_CANDIDATES,
+    RANKER_MAX_HISTORY,
+)
 
-MAX_HISTORY = 50  # history positions the model reads (newest first); serving sends at most this many
-MAX_CANDIDATES = 512  # candidates per user per call
-ID_BUCKETS = 1 << 16  # hashed item-id vocabulary; bucket 0 is padding
+MAX_HISTORY = RANKER_MAX_HISTORY
+MAX_CANDIDATES = RANKER_MAX_CANDIDATES
+ID_BUCKETS = RANKER_ID_BUCKETS
 TORCHSCRIPT_FILE = "recs_ranker.pt"  # the file the tabular backend loads (meta.json "torchscript")
-
-
-def item_bucket(product_id: str, buckets: int = ID_BUCKETS) -> int:
-    """Stable id bucket of a product in [1, buckets); 0 is reserved for padding. Serving and training both call
-    this, so a product keeps its bucket across processes and versions (crc32, not Python's salted ``hash``)."""
-    if not product_id:
-        return 0
-    return 1 + zlib.crc32(product_id.encode()) % (buckets - 1)
 
 
 class AttentionBlock(nn.Module):

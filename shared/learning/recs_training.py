@@ -21,8 +21,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from shared.core.model_catalog import item_bucket
 from shared.learning.recs_metrics import full_ranking_metrics
-from shared.learning.recs_ranker_model import ID_BUCKETS, MAX_HISTORY, RecsRankerNet, item_bucket
+from shared.learning.recs_ranker_model import ID_BUCKETS, MAX_HISTORY, RecsRankerNet
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,20 @@ def make_engine(url: str, pool_size: int = 5, echo: bool = False) -> Engine:
     return create_engine(normalize_url(url), pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size, echo=echo)
 
 
-def make_read_engine(engine: Engine) -> Engine:
+def make_read_engine(engine: Engine, options: str = "") -> Engine:
     """An engine on ``engine``'s database for a service's one-statement reads: each statement is its own
     transaction (autocommit), so a read costs the pool's ping and the statement, without the BEGIN and the ROLLBACK
     on return that a transactional connection adds (3 round trips instead of 5; half the time per read here).
-    Never for writes that must commit together: those keep ``engine``. The caller disposes of it."""
+    ``options``: server settings for every connection (libpq ``-c name=value ...``). Never for writes that must
+    commit together: those keep ``engine``. The caller disposes of it."""
     size = engine.pool.size() if hasattr(engine.pool, "size") else 5
     return create_engine(
-        engine.url, isolation_level="AUTOCOMMIT", pool_pre_ping=True, pool_size=size, max_overflow=size
+        engine.url,
+        isolation_level="AUTOCOMMIT",
+        pool_pre_ping=True,
+        pool_size=size,
+        max_overflow=size,
+        connect_args={"options": options} if options else {},
     )
 
 

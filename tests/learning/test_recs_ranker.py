@@ -11,11 +11,11 @@ import numpy as np
 import torch
 from sqlalchemy import insert
 
-from shared.core.model_catalog import EMBEDDING_DIM, RECS_RANKER
+from shared.core.model_catalog import EMBEDDING_DIM, RECS_RANKER, item_bucket
 from shared.core.settings import Settings
 from shared.learning.ctr_job import encode_texts
 from shared.learning.embeddings_job import entity_texts
-from shared.learning.recs_ranker_model import ID_BUCKETS, RecsRankerNet, item_bucket
+from shared.learning.recs_ranker_model import ID_BUCKETS, RecsRankerNet
 from shared.learning.registry import read_meta
 from shared.store import schema as db
 

@@ -258,8 +258,10 @@ def test_search_lifts_matches_near_what_the_user_viewed(user_id, expected):
 
 
 def test_the_service_hashes_item_ids_like_the_trained_model():
+    from shared.core import model_catalog
+
     model = pytest.importorskip("shared.learning.recs_ranker_model")
-    assert model.ID_BUCKETS == ranker_call.ID_BUCKETS
+    assert model.ID_BUCKETS == model_catalog.RANKER_ID_BUCKETS
     assert model.MAX_HISTORY == ranker_call.MAX_HISTORY and model.MAX_CANDIDATES == ranker_call.MAX_CANDIDATES
     for pid in ["", "p1", "P-00042", "é-unicode"]:
-        assert model.item_bucket(pid) == ranker_call.item_bucket(pid)
+        assert ranker_call.item_bucket(pid) == model_catalog.item_bucket(pid, model.ID_BUCKETS)
