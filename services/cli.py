@@ -121,6 +121,14 @@ def _client(args, settings: Settings) -> int:
     return run_demo_client(settings, args.user, args.host)
 
 
+BENCHMARKS = {  # `ecomai bench NAME ...` -> bench/NAME.py
+    "ctr": "CTR model benchmarks: [demo|frappe|criteo|avazu|all] [--size S] [--seed N] [--epochs N]",
+    "recs": "recommendation benchmarks: --dataset ml-100k|amazon|demo|FILE.csv [--seeds N] [--max-seconds S]",
+    "chat": "scripted multi-turn chat conversations: task success, leaks, time to first chunk [--tiny]",
+    "intents": "intents: --dataset banking77|shop or --train A.csv --test B.csv [--modes full,lora] [--epochs N]",
+}
+
+
 def _bench(args, settings: Settings) -> int:
     """Runs bench/<name>.py as its own process: bench code imports the platform, never the other way round."""
     import subprocess
@@ -182,24 +190,9 @@ def build_parser() -> argparse.ArgumentParser:
     client.set_defaults(fn=_client)
     bench = sub.add_parser("bench", help="run a benchmark of bench/ and write its JSON under bench/results/")
     bench_kinds = bench.add_subparsers(dest="bench", required=True)
-    ctr = bench_kinds.add_parser(
-        "ctr", help="CTR model benchmarks: [demo|frappe|criteo|avazu|all] [--size S] [--seed N] [--epochs N]"
-    )
-    ctr.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments of python -m bench.ctr")
-    recs = bench_kinds.add_parser(
-        "recs",
-        help="recommendation benchmarks: --dataset ml-100k|amazon|demo|FILE.csv [--seeds N] [--max-seconds S]",
-    )
-    recs.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments of python -m bench.recs")
-    chat = bench_kinds.add_parser(
-        "chat", help="scripted multi-turn chat conversations: task success, leaks, time to first chunk [--quick]"
-    )
-    chat.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments of python -m bench.chat")
-    intents = bench_kinds.add_parser(
-        "intents",
-        help="intents: --dataset banking77|shop or --train A.csv --test B.csv [--modes full,lora] [--epochs N]",
-    )
-    intents.add_argument("bench_args", nargs=argparse.REMAINDER, help="arguments of python -m bench.intents")
+    for name, text in BENCHMARKS.items():  # each runs ``python -m bench.<name>`` with the rest of the line
+        kind = bench_kinds.add_parser(name, help=text)
+        kind.add_argument("bench_args", nargs=argparse.REMAINDER, help=f"arguments of python -m bench.{name}")
     bench.set_defaults(fn=_bench)
     return parser
 
