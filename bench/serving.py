@@ -27,7 +27,6 @@ import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import grpc
 import numpy as np
 from sqlalchemy import text
 
@@ -39,7 +38,7 @@ from protos.recs.v1 import recs_pb2, recs_pb2_grpc  # noqa: E402
 from services.ads.ad_ranker import ANONYMOUS, AdRanker  # noqa: E402
 from services.ads.ads_store import AdsStore  # noqa: E402
 from services.ads.ctr_inputs import read_ctr_inputs  # noqa: E402
-from shared.core.client_auth import client_channel  # noqa: E402
+from shared.core.channels import open_channel  # noqa: E402
 from shared.core.credentials import load_credentials  # noqa: E402
 from shared.core.identity import CUSTOMER_TOKEN_HEADER  # noqa: E402
 from shared.core.model_catalog import CTR_MODEL, INTENT_CLASSIFIER, RECS_RANKER  # noqa: E402
@@ -119,10 +118,11 @@ def main() -> int:
     s = Settings()
     url, _server = ensure_database_url(s)  # attaches to the platform's embedded Postgres; the platform owns it
     engine = make_engine(url)
-    ads = ads_pb2_grpc.AdServiceStub(grpc.insecure_channel(f"{s.host}:{s.ads_port}"))
-    recs = recs_pb2_grpc.RecommendationServiceStub(grpc.insecure_channel(f"{s.host}:{s.recs_port}"))
-    credentials = load_credentials(s)  # the chat service authenticates its callers and the customer
-    chat = chat_pb2_grpc.ChatServiceStub(client_channel(f"{s.host}:{s.chat_port}", credentials.client_token()))
+    # TLS and the local client token on every service (generated under the home folder by `ecomai run`)
+    ads = ads_pb2_grpc.AdServiceStub(open_channel(f"{s.host}:{s.ads_port}", s))
+    recs = recs_pb2_grpc.RecommendationServiceStub(open_channel(f"{s.host}:{s.recs_port}", s))
+    credentials = load_credentials(s)  # the chat service also authenticates the customer
+    chat = chat_pb2_grpc.ChatServiceStub(open_channel(f"{s.host}:{s.chat_port}", s))
     as_customer = [(CUSTOMER_TOKEN_HEADER, credentials.customer_token(DEMO_USER_ID))]
     triton = TritonClient(s.triton_grpc_url, timeout_s=60)
     ad_ids, rows = ads_rows(engine, triton, args.candidates)

@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import grpc
 import numpy as np
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
@@ -30,6 +29,7 @@ from protos.recs.v1 import recs_pb2, recs_pb2_grpc  # noqa: E402
 from services.recs.candidates import ProductFilter  # noqa: E402
 from services.recs.recommender import Recommender  # noqa: E402
 from services.recs.recs_store import RecsStore  # noqa: E402
+from shared.core.channels import open_channel  # noqa: E402
 from shared.core.model_catalog import EMBEDDING_DIM, RECS_RANKER, TEXT_ENCODER  # noqa: E402
 from shared.core.settings import Settings  # noqa: E402
 from shared.demo_shop import DEMO_USER_ID  # noqa: E402
@@ -50,20 +50,20 @@ class _Recorder:
     def embed(self, texts):
         return self.inner.embed(texts)
 
-    def classify(self, model, texts):
-        return self.inner.classify(model, texts)
+    def classify(self, model, texts, model_version=None):
+        return self.inner.classify(model, texts, model_version)
 
-    def infer(self, model, inputs, outputs):
+    def infer(self, model, inputs, outputs, model_version=None):
         if model == RECS_RANKER:
             self.ranker_inputs = inputs
-        return self.inner.infer(model, inputs, outputs)
+        return self.inner.infer(model, inputs, outputs, model_version)
 
 
 def shop_cases(args, s: Settings) -> dict:
     url, _server = ensure_database_url(s)  # attaches to the platform's embedded Postgres; the platform owns it
     engine = make_engine(url)
     triton = TritonClient(s.triton_grpc_url, timeout_s=60)
-    recs = recs_pb2_grpc.RecommendationServiceStub(grpc.insecure_channel(f"{s.host}:{s.recs_port}"))
+    recs = recs_pb2_grpc.RecommendationServiceStub(open_channel(f"{s.host}:{s.recs_port}", s))
     store = RecsStore(engine)
     recorder = _Recorder(triton)
     Recommender(store, recorder).recommend(DEMO_USER_ID, 20, ProductFilter())  # records the ranker's inputs

@@ -22,25 +22,30 @@ from services.ads.servicer import AdServicer
 from services.chat.assistant import Assistant
 from services.chat.conversations import ConversationStore
 from services.chat.recs_client import RecsClient
+from services.chat.reply_generator import ReplyPhraser
 from services.chat.servicer import ChatServicer
 from services.chat.tools import FaqRetriever, OrderTools, ProductCatalog
 from services.events_servicer import EventServicer
 from services.recs.recommender import Recommender
 from services.recs.recs_store import RecsStore
 from services.recs.servicer import RecommendationServicer
+from shared.core.channels import open_channel
 from shared.core.client_auth import ClientAuthInterceptor
 from shared.core.credentials import load_credentials
 from shared.core.grpc_server import ServiceBinding, build_server
 from shared.core.observability import serve_metrics, setup_logging
 from shared.core.settings import Settings
+from shared.core.tls import server_credentials
 from shared.inference.triton_client import TritonClient
+from shared.inference.triton_stream import TritonStreamGenerator
 from shared.store.engine import make_engine, make_read_engine
 from shared.store.feature_store import FeatureStore
+from shared.store.served_recommendations import ServedRecommendations
+from shared.store.traffic_arms import TrafficSplits
 
 log = logging.getLogger(__name__)
 
 SERVICES = ("ads", "recs", "chat")
-CLIENT_AUTH_SERVICES = ("chat",)  # services whose callers must present a client token (ads/recs: later)
 
 
 @dataclass
@@ -60,6 +65,16 @@ def port_of(settings: Settings, name: str) -> int:
     return {"ads": settings.ads_port, "recs": settings.recs_port, "chat": settings.chat_port}[name]
 
 
+def recs_channel(settings: Settings) -> grpc.Channel:
+    """The chat service's channel to recs, calling as its own client; without a token for it, chat's product
+    suggestions degrade (recs refuses them) but chat still answers."""
+    address = f"{settings.host}:{settings.recs_port}"
+    if settings.chat_client_name not in load_credentials(settings).client_tokens:
+        log.warning("no client token for %r: chat calls recs without one", settings.chat_client_name)
+        return open_channel(address, settings, anonymous=True)
+    return open_channel(address, settings, client=settings.chat_client_name)
+
+
 def bindings_for(name: str, settings: Settings, engine: Engine, triton: TritonClient) -> tuple[list, list]:
     """(service bindings, close callbacks) of one service; every service also ingests events."""
     closers: list = []
@@ -71,19 +86,23 @@ def bindings_for(name: str, settings: Settings, engine: Engine, triton: TritonCl
     if name == "ads":
         reads = make_read_engine(engine)
         closers.append(reads.dispose)
-        servicer = AdServicer(AdRanker(AdsStore(engine, reads), triton))
+        splits = TrafficSplits(reads, settings.traffic_split_ttl_s)  # ctr_model version per user (issue 9)
+        servicer = AdServicer(AdRanker(AdsStore(engine, reads), triton, splits=splits))
         main = ServiceBinding(servicer, ads_pb2_grpc.add_AdServiceServicer_to_server, "ads.v1.AdService")
     elif name == "recs":
         recs_store = RecsStore(engine)
         closers.append(recs_store.close)
-        servicer = RecommendationServicer(Recommender(recs_store, triton))
+        splits = TrafficSplits(engine, settings.traffic_split_ttl_s)  # recs_ranker version per user (issue 9)
+        recommender = Recommender(recs_store, triton, splits=splits, served=ServedRecommendations(engine))
+        servicer = RecommendationServicer(recommender)
         main = ServiceBinding(
             servicer, recs_pb2_grpc.add_RecommendationServiceServicer_to_server, "recs.v1.RecommendationService"
         )
     elif name == "chat":
-        recs = RecsClient(f"{settings.host}:{settings.recs_port}")
+        recs = RecsClient(recs_channel(settings))
         closers.append(recs.close)
         conversations = ConversationStore(engine)
+        catalog = ProductCatalog(engine)
         assistant = Assistant(
             conversations,
             OrderTools(engine),
@@ -91,7 +110,8 @@ def bindings_for(name: str, settings: Settings, engine: Engine, triton: TritonCl
             triton,
             recs.suggest,
             lambda user_id: bool(store.get_users([user_id])),
-            catalog=ProductCatalog(engine),
+            catalog=catalog,
+            phraser=reply_phraser(settings, catalog, closers),
         )
         main = ServiceBinding(
             ChatServicer(assistant, conversations, load_credentials(settings).identity_secret),
@@ -103,14 +123,35 @@ def bindings_for(name: str, settings: Settings, engine: Engine, triton: TritonCl
     return [main, events], closers
 
 
+def reply_phraser(settings: Settings, catalog: ProductCatalog, closers: list) -> ReplyPhraser | None:
+    """ECOMAI_CHAT_GENERATOR=triton: answers phrased by the generator model over a Triton gRPC stream."""
+    if settings.chat_generator != "triton":
+        return None
+    generator = TritonStreamGenerator(settings.triton_grpc_url)
+    closers.append(generator.close)
+    return ReplyPhraser(
+        generator,
+        settings.chat_generator_model,
+        settings.chat_generator_timeout_s,
+        settings.chat_generator_max_tokens,
+        titles=catalog.titles,
+    )
+
+
 def start_service(
     name: str, settings: Settings, engine: Engine, triton: TritonClient, port: int | None = None
 ) -> Running:
     bindings, closers = bindings_for(name, settings, engine, triton)
     address = f"{settings.host}:{port_of(settings, name) if port is None else port}"
-    authenticated = name in CLIENT_AUTH_SERVICES
-    interceptors = [ClientAuthInterceptor(load_credentials(settings).client_tokens)] if authenticated else []
-    server, bound = build_server(name, bindings, address, settings.grpc_workers, interceptors)
+    server, bound = build_server(
+        name,
+        bindings,
+        address,
+        settings.grpc_workers,
+        [ClientAuthInterceptor.from_settings(settings)],  # every service authenticates its callers
+        credentials=server_credentials(settings),
+        max_concurrent_rpcs=settings.max_concurrent_rpcs,
+    )
     server.start()
     log.info("%s service listening on %s:%s", name, settings.host, bound)
     return Running(name, server, bound, closers)

@@ -14,7 +14,7 @@ from protos.ads.v1 import ads_pb2, ads_pb2_grpc
 from protos.chat.v1 import chat_pb2, chat_pb2_grpc
 from protos.events.v1 import events_pb2, events_pb2_grpc
 from protos.recs.v1 import recs_pb2, recs_pb2_grpc
-from shared.core.client_auth import client_channel
+from shared.core.channels import open_channel
 from shared.core.credentials import load_credentials
 from shared.core.identity import CUSTOMER_TOKEN_HEADER
 from shared.core.settings import Settings
@@ -42,11 +42,12 @@ def run_demo_client(settings: Settings, user_id: str | None = None, host: str | 
 
     user_id = user_id or DEMO_USER_ID
     host = host or settings.host
-    # The local credentials `ecomai run` generated under the home folder: this client's token for the chat
-    # service, and an identity token for the customer (what a shop's login would issue).
+    # The local credentials `ecomai run` generated under the home folder: the CA and this client's token (TLS and
+    # client authentication on every service), and an identity token for the customer (what a shop's login issues).
     credentials = load_credentials(settings)
-    channels = {name: grpc.insecure_channel(f"{host}:{getattr(settings, f'{name}_port')}") for name in ("ads", "recs")}
-    channels["chat"] = client_channel(f"{host}:{settings.chat_port}", credentials.client_token())
+    channels = {
+        name: open_channel(f"{host}:{getattr(settings, f'{name}_port')}", settings) for name in ("ads", "recs", "chat")
+    }
     as_customer = [(CUSTOMER_TOKEN_HEADER, credentials.customer_token(user_id))]
     for name, channel in channels.items():
         _health_and_reflection(name, channel)
@@ -137,6 +138,15 @@ def run_demo_client(settings: Settings, user_id: str | None = None, host: str | 
     _show(
         "chat.ListConversations",
         chat.ListConversations(chat_pb2.ListConversationsRequest(limit=3), timeout=TIMEOUT_S, metadata=as_customer),
+    )
+    last_reply = final.reply_id if final is not None else ""
+    _show(  # thumbs up on the last reply: stored as a chat_feedback event with the versions that produced it
+        "chat.RateReply",
+        chat.RateReply(
+            chat_pb2.RateReplyRequest(conversation_id=conversation_id, reply_id=last_reply, rating=chat_pb2.RATING_UP),
+            timeout=TIMEOUT_S,
+            metadata=as_customer,
+        ),
     )
     for channel in channels.values():
         channel.close()

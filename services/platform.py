@@ -21,7 +21,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import Engine, text
 
-from shared.core.model_catalog import MODEL_NAMES
+from shared.core.model_catalog import MODEL_NAMES, REPLY_GENERATOR
 from shared.core.settings import Settings
 from shared.inference.client import ModelControl
 
@@ -83,7 +83,7 @@ def prepare_models(settings: Settings, url: str, triton_client: ModelControl) ->
     """Trains every model that has no version and that the shop's data supports, loads every model that has a
     version into Triton, refreshes embeddings and features. Returns the models skipped, with the reason: the
     services answer without them from their fallbacks (ServingInfo says degraded)."""
-    from shared.learning.cleaning import clean_events
+    from shared.learning.cleaning import CleaningConfig, clean_events
     from shared.learning.embeddings_job import ENTITY_TYPES, refresh_embeddings
     from shared.learning.feature_jobs import materialize_features
     from shared.learning.recs_lists import materialize_recs_lists
@@ -93,7 +93,7 @@ def prepare_models(settings: Settings, url: str, triton_client: ModelControl) ->
 
     engine = make_engine(url)
     try:
-        report = clean_events(engine)
+        report = clean_events(engine, config=CleaningConfig.from_settings(settings))
         progress(f"events cleaned: {report.rows_dropped} of {report.rows_in} quarantined")
         ensured = ensure_models(engine, settings, progress)
         if ensured.made:
@@ -118,12 +118,16 @@ def prepare_models(settings: Settings, url: str, triton_client: ModelControl) ->
                     version,
                     settings.triton_instance_kind,
                     repo=settings.model_repository,
+                    keep_split=True,  # a traffic split set before the restart serves every arm again
                 )
                 for name, version in versions.items()
             ]
             for load in loads:
                 served = load.result()
                 progress(f"{served.model_name} v{served.version} serving")
+        if settings.chat_generator == "triton":
+            served = serve_reply_generator(settings, engine, triton_client)
+            progress(f"{served.model_name} v{served.version} serving (chat replies phrased by it)")
         for entity in ENTITY_TYPES:  # products, FAQ entries and ads (the CTR model reads ad embeddings)
             count = refresh_embeddings(engine, triton_client, entity, missing_only=True)
             progress(f"{count} {entity} embeddings computed (missing ones only)")
@@ -132,6 +136,21 @@ def prepare_models(settings: Settings, url: str, triton_client: ModelControl) ->
         return ensured.skipped
     finally:
         engine.dispose()
+
+
+def serve_reply_generator(settings: Settings, engine: Engine, client: ModelControl):
+    """ECOMAI_CHAT_GENERATOR=triton: loads the reply generator's newest version, first training one on the shop's
+    template replies (services/chat/reply_examples.py) when the repository has none."""
+    from services.chat.reply_examples import shop_examples
+    from shared.learning.registry import deploy, latest_version
+    from shared.learning.reply_generator_job import publish_reply_generator
+
+    repo, kind = settings.model_repository, settings.triton_instance_kind
+    version = latest_version(repo, REPLY_GENERATOR)
+    if version is None:
+        progress(f"{REPLY_GENERATOR}: training on the shop's template replies")
+        return publish_reply_generator(engine, repo, shop_examples(engine), client=client, instance_kind=kind)
+    return deploy(client, engine, REPLY_GENERATOR, version, kind, repo=repo)
 
 
 def ensure_repository_configs(repo: Path) -> None:
@@ -169,9 +188,11 @@ def child_env(settings: Settings, url: str) -> dict[str, str]:
     return env
 
 
-def wait_healthy(address: str, timeout_s: float, process: subprocess.Popen) -> None:
+def wait_healthy(address: str, timeout_s: float, process: subprocess.Popen, settings: Settings) -> None:
+    from shared.core.channels import open_channel
+
     deadline = time.monotonic() + timeout_s
-    with grpc.insecure_channel(address) as channel:
+    with open_channel(address, settings, anonymous=True) as channel:  # health is open: no client token
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if process.poll() is not None:
@@ -223,6 +244,7 @@ def run_platform(settings: Settings) -> int:
             client = TritonClient(settings.triton_grpc_url, max(settings.triton_timeout_s, 30))
             prepare_models(settings, url, client)
             env = child_env(settings, url)
+            ensure_local_secrets(settings)
             logs = settings.home.resolve() / "logs"
             logs.mkdir(exist_ok=True)
             progress("starting the Celery worker")
@@ -230,7 +252,7 @@ def run_platform(settings: Settings) -> int:
             for name in SERVICE_NAMES:
                 port = getattr(settings, f"{name}_port")
                 children.append(_spawn(["serve", name], env, logs / f"{name}.log"))
-                wait_healthy(f"{settings.host}:{port}", 60, children[-1])
+                wait_healthy(f"{settings.host}:{port}", 60, children[-1], settings)
                 progress(f"{name} service ready")
             _print_ready(settings, logs)
             while all(p.poll() is None for p in children):
@@ -261,6 +283,25 @@ def _spawn(args: list[str], env: dict, log_file) -> subprocess.Popen:
     )
 
 
+def ensure_local_secrets(settings: Settings) -> None:
+    """Generate the client tokens and TLS certificates once, before the services start (they would race to)."""
+    from shared.core.credentials import load_credentials
+    from shared.core.tls import server_credentials
+
+    load_credentials(settings)
+    server_credentials(settings)
+
+
+def _tls_line(settings: Settings) -> str:
+    from shared.core.tls import generated_folder
+
+    if not settings.tls:
+        return "off (plaintext)"
+    mtls = ", mutual TLS" if settings.tls_client_auth == "require" else ""
+    ca = settings.tls_ca or ("system roots" if settings.tls_cert else generated_folder(settings) / "ca.crt")
+    return f"on{mtls}; CA {ca}"
+
+
 def _print_ready(settings: Settings, logs) -> None:
     h = settings.host
     print(
@@ -272,6 +313,7 @@ def _print_ready(settings: Settings, logs) -> None:
         f"  metrics {h}:{settings.triton_metrics_port}\n"
         f"  metrics     http://{h}:<service port + {settings.metrics_port_offset}>/metrics\n"
         f"  logs        {logs}\n"
+        f"  TLS         {_tls_line(settings)}\n"
         "Try it: .venv/bin/ecomai client     Stop: Ctrl-C\n",
         flush=True,
     )
@@ -287,7 +329,12 @@ def train_models(settings: Settings, model: str | None, profile: str | None) -> 
         settings = settings.model_copy(update={"train_profile": profile})
     with database(settings, keep_running=False) as url:
         engine = make_engine(url)
-        if model:
+        if model == REPLY_GENERATOR:  # trained on the shop's template replies, not by the learning layer's table
+            from services.chat.reply_examples import shop_examples
+            from shared.learning.reply_generator_job import publish_reply_generator
+
+            made = [publish_reply_generator(engine, settings.model_repository, shop_examples(engine))]
+        elif model:
             try:
                 made = [train_one(engine, settings, model, progress)]
             except NotEnoughData as exc:

@@ -51,15 +51,10 @@ def intent_mistakes(triton, engine: Engine, min_confidence: float) -> list[str]:
 
 
 def service_channel(settings: Any, name: str, port: int) -> grpc.Channel:
-    """A channel to a service on loopback; services that authenticate callers get the local client token."""
-    from services.composition import CLIENT_AUTH_SERVICES
-    from shared.core.client_auth import client_channel
-    from shared.core.credentials import load_credentials
+    """A channel to service ``name`` on loopback, as every client opens one: TLS and the local client token."""
+    from shared.core.channels import open_channel
 
-    address = f"127.0.0.1:{port}"
-    if name in CLIENT_AUTH_SERVICES:
-        return client_channel(address, load_credentials(settings).client_token())
-    return grpc.insecure_channel(address)
+    return open_channel(f"127.0.0.1:{port}", settings)
 
 
 def customer(settings: Any, user_id: str, ttl_s: int | None = None) -> list[tuple[str, str]]:

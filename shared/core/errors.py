@@ -18,6 +18,7 @@ class StatusCode(StrEnum):
     RESOURCE_EXHAUSTED = "RESOURCE_EXHAUSTED"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     ABORTED = "ABORTED"
+    DEADLINE_EXCEEDED = "DEADLINE_EXCEEDED"
 
 
 class EcomaiError(Exception):
@@ -56,6 +57,12 @@ class Unauthenticated(EcomaiError):
     code = StatusCode.UNAUTHENTICATED
 
 
+class ResourceExhausted(EcomaiError):
+    """The caller is over a limit (its per-client rate); it may retry later."""
+
+    code = StatusCode.RESOURCE_EXHAUSTED
+
+
 class Conflict(FieldError):
     """A concurrent write won (optimistic version check); the caller may retry."""
 
@@ -74,6 +81,20 @@ class ModelUnavailable(EcomaiError):
     def __init__(self, model: str, message: str):
         super().__init__(f"model {model} unavailable: {message}")
         self.model = model
+
+
+class DeadlineExceeded(EcomaiError):
+    """The request's deadline passed before its work was done (shared.core.deadlines): the service stops rather
+    than finishing for a caller who is gone."""
+
+    code = StatusCode.DEADLINE_EXCEEDED
+
+
+class DependencyUnavailable(EcomaiError):
+    """A dependency the answer cannot do without (the database) is unreachable; the caller may retry the same
+    request (RecordEvents keeps its event ids, so a retry stores each event once)."""
+
+    code = StatusCode.UNAVAILABLE
 
 
 class ImportRejected(EcomaiError):

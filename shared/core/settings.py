@@ -29,6 +29,15 @@ class Settings(BaseSettings):
     # -- celery ---------------------------------------------------------------------------------
     broker_url: str | None = Field(default=None, description="unset = kombu SQLAlchemy transport on the database")
     result_backend: str | None = Field(default=None, description="unset = Celery database backend on the database")
+    # -- celery reliability and queues (issue 9: reliability) --
+    broker_visibility_timeout_s: int = Field(
+        default=3 * 3600,
+        gt=0,
+        description="Redis: seconds before a task a dead worker took is redelivered (more than the 2 h time limit)",
+    )
+    train_on_gpu: list[str] = Field(
+        default_factory=list, description='models whose retrains go to the "gpu" queue, e.g. ["intent_classifier"]'
+    )
 
     # -- triton ---------------------------------------------------------------------------------
     triton_host: str = "127.0.0.1"
@@ -68,18 +77,120 @@ class Settings(BaseSettings):
     grpc_workers: int = 8
     metrics_port_offset: int = Field(default=1000, description="Prometheus metrics of a service at its port + this")
 
+    # -- traffic split by model version (issue 9) ------------------------------------------------
+    traffic_split_ttl_s: float = Field(
+        default=5.0, ge=0, description="seconds a service keeps a model's traffic split before reading it again"
+    )
+
     # -- demo shop ------------------------------------------------------------------------------
     demo_size: Literal["tiny", "small", "medium", "large"] = "small"
     demo_seed: int = 7
 
-    # -- identity and client authentication (chat now; ads/recs can use the same interceptor) ------
+    # -- identity and client authentication (every service; docs/security.md) -------------------
     identity_secret: str = Field(
         default="", description="HMAC key of customer identity tokens; empty = generated once under home/secrets"
     )
     identity_token_ttl_s: int = Field(default=3600, description="lifetime of an identity token issued locally")
     client_tokens: dict[str, str] = Field(
         default_factory=dict,
-        description='calling client name -> token, e.g. {"web": "..."}; empty = one "local" client, generated',
+        description='calling client name -> token, e.g. {"web": "..."}; empty = "local" and "chat", generated',
+    )
+    client_name: str = Field(default="local", description="the client this process calls services as")
+    chat_client_name: str = Field(default="chat", description="the client the chat service calls recs as")
+    client_permissions: dict[str, list[str]] = Field(
+        default_factory=lambda: {"local": ["*"], "chat": ["recs.v1.RecommendationService/*"]},
+        description='client -> methods it may call ("*", "ads.v1.AdService/*", "recs.v1.RecommendationService/'
+        'Recommend"); a client not listed may call nothing (PERMISSION_DENIED)',
+    )
+
+    # -- transport security (issue 10) ----------------------------------------------------------
+    tls: bool = Field(default=True, description="TLS on every service and channel; false = plaintext (loopback only)")
+    tls_cert: Path | None = Field(default=None, description="server certificate chain (PEM); unset = generated")
+    tls_key: Path | None = Field(default=None, description="server private key (PEM); set with tls_cert")
+    tls_ca: Path | None = Field(
+        default=None, description="CA bundle (PEM) clients verify servers with, and servers verify client certs with"
+    )
+    tls_client_auth: Literal["none", "require"] = Field(
+        default="none", description="require = mutual TLS: a client certificate signed by tls_ca is required"
+    )
+    tls_client_cert: Path | None = Field(default=None, description="this process's client certificate (mTLS)")
+    tls_client_key: Path | None = Field(default=None, description="its private key (PEM)")
+    tls_server_name: str = Field(
+        default="", description="name checked in the server certificate; empty = the host of the address called"
+    )
+
+    # -- overload (issue 10); limits hold per replica -------------------------------------------
+    max_concurrent_rpcs: int = Field(
+        default=64, ge=1, description="RPCs one service process runs or queues at once; more get RESOURCE_EXHAUSTED"
+    )
+    client_rate_limits: dict[str, float] = Field(
+        default_factory=dict, description="client -> requests per second per replica; a client not listed: unlimited"
+    )
+    client_rate_burst_s: float = Field(
+        default=1.0, gt=0, description="seconds of a client's rate it may spend at once (bucket size = rate x this)"
+    )
+
+    # -- evaluation gate, fine-tuning modes and retrain triggers (issue 9: retraining and the gate) --------------
+    gate_enabled: bool = Field(
+        default=True, description="false = every retrain that loads is deployed (no challenger/champion comparison)"
+    )
+    gate_min_delta_auc: float = Field(
+        default=0.002,
+        description="ctr_model: test AUC a challenger must beat the champion (or a first version "
+        "logistic regression) by",
+    )
+    gate_min_delta_ndcg: float = Field(
+        default=0.002, description="recs_ranker: held-out next-item NDCG@10 margin over the champion / popularity"
+    )
+    gate_min_delta_accuracy: float = Field(
+        default=0.0, description="intent_classifier: held-out accuracy margin over the champion"
+    )
+    gate_min_delta_recall: float = Field(
+        default=0.0, description="text_encoder: held-out next-product recall@10 margin over the pretrained encoder"
+    )
+    finetune_modes: dict[str, Literal["full", "top", "lora"]] = Field(
+        default_factory=dict,
+        description='model -> fine-tuning mode of the transformer models, e.g. {"intent_classifier": "lora"}; '
+        "a model not listed uses its profile's mode",
+    )
+    retrain_min_new_events: int = Field(
+        default=5000, ge=1, description="new feedback events since a model's last training that enqueue a retrain"
+    )
+    retrain_volume_check_s: float = Field(default=900.0, gt=0, description="how often beat checks that volume")
+
+    # -- data quality: the cleaning rules' thresholds and `ecomai quality` (issue 9: data quality) -------------
+    cleaning_bot_min_clicks: int = Field(
+        default=50, ge=1, description="extreme_click_rate: a user with more clicks than this and ..."
+    )
+    cleaning_bot_min_ctr: float = Field(default=0.5, gt=0, description="... a click-through rate above this")
+    cleaning_max_events_per_minute: int = Field(
+        default=60, ge=1, description="inhuman_speed: a user with more events than this within any 60 seconds"
+    )
+    cleaning_min_click_delay_ms: int = Field(
+        default=500, ge=0, description="instant_click: a click sooner than this after its impression (or before it)"
+    )
+    cleaning_duplicate_window_s: float = Field(
+        default=1.0, ge=0, description="near_duplicate: the same user, type and item again within this many seconds"
+    )
+    quality_window_days: float = Field(
+        default=7.0, gt=0, description="ecomai quality: days in each of the two windows whose features it compares"
+    )
+
+    # -- chat reply generation (issue 8: replies phrased by a generative model on Triton) ---------------------
+    chat_generator: Literal["template", "triton"] = Field(
+        default="template",
+        description="template = replies from templates; triton = a decoupled causal LM on Triton phrases them from "
+        "the tool results, streamed token by token, fact-checked, the template when it fails",
+    )
+    chat_generator_model: str = Field(default="reply_generator", description="Triton model that phrases replies")
+    chat_generator_timeout_s: float = Field(
+        default=10.0, gt=0, description="deadline of one generated reply; past it the template goes out"
+    )
+    chat_generator_max_tokens: int = Field(default=96, ge=1, le=512, description="tokens one generated reply may have")
+
+    # -- observability of the worker (issue 10: request ids, deadlines, metrics) ------------------
+    worker_metrics_port: int = Field(
+        default=9109, description="Prometheus metrics of the Celery process that runs tasks; 0 = not served"
     )
 
     log_level: str = "INFO"

@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-import grpc
 import pytest
 from sqlalchemy import Engine, text
 
 from protos.ads.v1 import ads_pb2, ads_pb2_grpc
 from protos.events.v1 import events_pb2, events_pb2_grpc
 from services.composition import start_service
+from shared.core.channels import open_channel
 from shared.core.settings import Settings
 from shared.inference.triton_client import TritonClient
 from shared.store.engine import make_engine
@@ -73,7 +73,7 @@ def open_replicas(new_database, tmp_path) -> Iterator[Callable[..., Shop]]:
         replicas = []
         for engine in engines:
             service = start_service("ads", settings, engine, dead_triton, port=free_port())
-            channel = grpc.insecure_channel(f"127.0.0.1:{service.port}")
+            channel = open_channel(f"127.0.0.1:{service.port}", settings)
             running.append(service)
             closers.extend([channel.close, engine.dispose])
             replicas.append(Replica(ads_pb2_grpc.AdServiceStub(channel), events_pb2_grpc.EventServiceStub(channel)))

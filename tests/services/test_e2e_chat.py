@@ -8,6 +8,7 @@ import grpc
 import pytest
 
 from protos.chat.v1 import chat_pb2, chat_pb2_grpc
+from shared.core.channels import open_channel
 from tests.e2e_helpers import (
     GREETING,
     ORDER_STATUS,
@@ -192,7 +193,7 @@ def test_a_user_id_field_naming_someone_else_is_permission_denied(platform, chat
 
 def test_a_caller_without_a_client_token_is_unauthenticated(platform):
     port = platform.settings.chat_port
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as bare:
+    with open_channel(f"127.0.0.1:{port}", platform.settings, anonymous=True) as bare:
         stub = chat_pb2_grpc.ChatServiceStub(bare)
         md = customer(platform.settings, active_user(platform.engine))
         assert_rpc_error(
