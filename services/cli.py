@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from shared.core.model_catalog import MODEL_NAMES
+from shared.core.model_catalog import MODEL_NAMES, REPLY_GENERATOR
 from shared.core.settings import Settings
 
 
@@ -22,10 +22,24 @@ def _serve(args, settings: Settings) -> int:
     return 0
 
 
+def _split_queues(argv: list[str]) -> tuple[list[str], str | None]:
+    """(celery arguments, the value of ``--queues``) of ``ecomai worker`` arguments."""
+    rest, queues = [], None
+    items = iter(a for a in argv if a != "--")
+    for arg in items:
+        if arg == "--queues":
+            queues = next(items, None)
+        elif arg.startswith("--queues="):
+            queues = arg.split("=", 1)[1]
+        else:
+            rest.append(arg)
+    return rest, queues
+
+
 def _worker(args, settings: Settings) -> int:
     from services.worker.__main__ import run_worker
 
-    return run_worker(args.role, args.celery_args, settings)
+    return run_worker(args.role, args.celery_args, settings, getattr(args, "queues", None))
 
 
 def _migrate(args, settings: Settings) -> int:
@@ -126,6 +140,11 @@ BENCHMARKS = {  # `ecomai bench NAME ...` -> bench/NAME.py
     "recs": "recommendation benchmarks: --dataset ml-100k|amazon|demo|FILE.csv [--seeds N] [--max-seconds S]",
     "chat": "scripted multi-turn chat conversations: task success, leaks, time to first chunk [--tiny]",
     "intents": "intents: --dataset banking77|shop or --train A.csv --test B.csv [--modes full,lora] [--epochs N]",
+    "fuzz": "generated requests against the running services: [--examples 10000] [--services ads recs chat]",
+    "cleaning": "noise injected into the demo shop, CTR AUC dirty / cleaned / clean, each rule's precision and "
+    "recall [--tiny] [--size S] [--seed N]",
+    "soak": "mixed open-loop traffic over every service with Triton killed and Postgres paused on a schedule: "
+    "[--duration 120] [--rate 20] [--kill-every 60] [--pg-pause 5]",
 }
 
 
@@ -148,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(fn=_serve)
     for role in ("worker", "beat"):
         p = sub.add_parser(role, help=f"run the Celery {role}")
+        if role == "worker":
+            p.add_argument(
+                "--queues",
+                help="comma-separated queues to consume: celery, cleaning, training, gpu (default: all of them)",
+            )
         p.add_argument("celery_args", nargs=argparse.REMAINDER, help="extra arguments passed to celery")
         p.set_defaults(fn=_worker, role=role)
     sub.add_parser("migrate", help="apply database migrations").set_defaults(fn=_migrate)
@@ -163,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("folder")
     imp.set_defaults(fn=_import)
     train = sub.add_parser("train", help="fine-tune models: the missing ones, or one model as a new version")
-    train.add_argument("--model", choices=MODEL_NAMES)
+    train.add_argument("--model", choices=(*MODEL_NAMES, REPLY_GENERATOR))
     train.add_argument("--profile", choices=["tiny", "small", "full"])
     train.set_defaults(fn=_train)
     prepare = sub.add_parser(
@@ -194,11 +218,30 @@ def build_parser() -> argparse.ArgumentParser:
         kind = bench_kinds.add_parser(name, help=text)
         kind.add_argument("bench_args", nargs=argparse.REMAINDER, help=f"arguments of python -m bench.{name}")
     bench.set_defaults(fn=_bench)
+    from services.models_cli import add_models_parser
+    from services.traffic_cli import add_traffic_commands
+
+    # `ecomai models ...`: list, promote, rollback (services/models_cli.py); split, stop (services/traffic_cli.py)
+    add_traffic_commands(add_models_parser(sub))
+    from services.quality_cli import add_quality_parser
+
+    add_quality_parser(sub)  # `ecomai quality [undo|reapply RULE]` (services/quality_cli.py)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    from services.models_cli import normalize_models_argv
+
+    argv = normalize_models_argv(sys.argv[1:] if argv is None else argv)
+    if len(argv) >= 2 and argv[0] == "bench" and argv[1] in BENCHMARKS:
+        # everything after the name is the benchmark's own (argparse's REMAINDER drops a leading --option)
+        args = build_parser().parse_args(argv[:2])
+        args.bench_args = argv[2:]
+    elif argv and argv[0] in ("worker", "beat"):  # celery's own options pass through (argparse would refuse them)
+        args = build_parser().parse_args(argv[:1])
+        args.celery_args, args.queues = _split_queues(argv[1:]) if argv[0] == "worker" else (argv[1:], None)
+    else:
+        args = build_parser().parse_args(argv)
     return int(args.fn(args, Settings()) or 0)
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 from protos.events.v1 import events_pb2, events_pb2_grpc
 from services.validation import bounded_int
+from shared.core.errors import InvalidArgument
 from shared.store.feature_store import MAX_BATCH, FeatureStore
 from shared.store.records import EventIn
 
@@ -20,7 +21,18 @@ TYPES = {
 }
 
 
-def to_event_in(event: events_pb2.Event) -> EventIn:
+def _occurred_at(event: events_pb2.Event, index: int) -> datetime | None:
+    """The event's time, or None when unset; a Timestamp outside what it may hold (seconds past year 9999,
+    negative nanos) is the caller's mistake, named by field."""
+    if not event.HasField("occurred_at"):
+        return None
+    try:
+        return event.occurred_at.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidArgument(f"events[{index}].occurred_at", str(exc)) from None
+
+
+def to_event_in(event: events_pb2.Event, index: int = 0) -> EventIn:
     """Proto -> domain record. An unspecified type stays "" so the feature store rejects it by field name."""
     return EventIn(
         event_id=event.event_id,
@@ -36,7 +48,7 @@ def to_event_in(event: events_pb2.Event) -> EventIn:
         rating=event.rating or None,
         quantity=event.quantity or None,
         price_micros=event.price_micros if event.price_micros else None,
-        occurred_at=event.occurred_at.ToDatetime(tzinfo=UTC) if event.HasField("occurred_at") else None,
+        occurred_at=_occurred_at(event, index),
         properties=dict(event.properties),
     )
 
@@ -47,7 +59,7 @@ class EventServicer(events_pb2_grpc.EventServiceServicer):
 
     def RecordEvents(self, request: events_pb2.RecordEventsRequest, context) -> events_pb2.RecordEventsResponse:
         bounded_int("events", len(request.events), 1, MAX_BATCH)
-        result = self.store.ingest_events([to_event_in(e) for e in request.events])
+        result = self.store.ingest_events([to_event_in(e, i) for i, e in enumerate(request.events)])
         return events_pb2.RecordEventsResponse(
             accepted=result.accepted,
             duplicates=result.duplicates,

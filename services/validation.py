@@ -8,10 +8,16 @@ from shared.core.errors import InvalidArgument
 from shared.store.event_rules import MAX_ID_LENGTH
 
 
+def _no_nul(field: str, value: str) -> None:
+    if "\x00" in value:  # Postgres text cannot hold NUL: a query with it fails inside the database
+        raise InvalidArgument(field, "must not contain NUL characters")
+
+
 def require_id(field: str, value: str) -> str:
     value = value.strip()
     if not value:
         raise InvalidArgument(field, "is required")
+    _no_nul(field, value)
     if len(value) > MAX_ID_LENGTH:
         raise InvalidArgument(field, f"is longer than {MAX_ID_LENGTH} characters")
     return value
@@ -36,6 +42,7 @@ def bounded_text(field: str, value: str, max_length: int, required: bool = True)
         raise InvalidArgument(field, "is required")
     if len(value) > max_length:
         raise InvalidArgument(field, f"is longer than {max_length} characters ({len(value)})")
+    _no_nul(field, value)
     return value
 
 

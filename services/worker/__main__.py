@@ -14,15 +14,29 @@ DEFAULT_WORKER_ARGS = ["--loglevel=INFO", "--concurrency=1"]  # training uses ev
 DEFAULT_BEAT_ARGS = ["--loglevel=INFO"]
 
 
-def run_worker(role: str, celery_args: list[str], settings: Settings) -> int:
-    """Runs the Celery ``role`` ("worker" or "beat") with ``celery_args`` until it stops; returns its exit code."""
+def worker_args(celery_args: list[str], queues: str | None = None) -> list[str]:
+    """The worker's celery arguments: the defaults when none are given, and the queues it consumes: ``queues``
+    (comma-separated), else those of a ``-Q``/``--queues`` in ``celery_args``, else every queue (one worker for
+    all)."""
+    from services.worker.celery_app import ALL_QUEUES
+
+    args = list(celery_args or DEFAULT_WORKER_ARGS)
+    named = any(a in ("-Q", "--queues") or a.startswith(("-Q", "--queues=")) for a in args)
+    if queues:
+        return [*args, "-Q", queues]
+    return args if named else [*args, "-Q", ",".join(ALL_QUEUES)]
+
+
+def run_worker(role: str, celery_args: list[str], settings: Settings, queues: str | None = None) -> int:
+    """Runs the Celery ``role`` ("worker" or "beat") with ``celery_args`` until it stops; returns its exit code.
+    A worker consumes ``queues`` (comma-separated) or, unless ``celery_args`` name some, every queue."""
     from services.worker.celery_app import make_celery
     from shared.store.embedded_pg import ensure_database_url
 
     settings.home.mkdir(parents=True, exist_ok=True)
     url, server = ensure_database_url(settings)
     app = make_celery(settings.model_copy(update={"database_url": url}))
-    extra = celery_args or (DEFAULT_WORKER_ARGS if role == "worker" else DEFAULT_BEAT_ARGS)
+    extra = worker_args(celery_args, queues) if role == "worker" else (celery_args or DEFAULT_BEAT_ARGS)
     try:
         app.start([role, *extra])
     except SystemExit as exc:

@@ -4,6 +4,13 @@ Unset ``ECOMAI_BROKER_URL`` / ``ECOMAI_RESULT_BACKEND`` mean the database itself
 (``sqla+postgresql+psycopg://...``) and Celery's database backend (``db+postgresql+psycopg://...``), so a local run
 needs no broker server. Production points both at Redis or RabbitMQ.
 
+Late acknowledgement: a task is acknowledged when it ends, so a task whose worker dies (SIGKILL, lost machine) is
+handed out again; its tasks are idempotent for that reason (a retrain is keyed by its task id and takes a per-model
+lock). RabbitMQ redelivers at once when the dead worker's connection closes, Redis after
+``broker_visibility_timeout_s``. The SQLAlchemy transport hides a message when a worker takes it and only a worker
+that shuts down cleanly puts it back, so on the database broker a killed worker's task is lost (its queued tasks do
+survive a database restart: they are rows). Run the worker on Redis or RabbitMQ where that matters.
+
 The app carries the settings its entry point built (``python -m services.worker`` / ``ecomai worker``, or a command
 that only sends tasks) and hands each worker process the engine and Triton client its tasks use.
 """
@@ -25,6 +32,13 @@ from shared.inference.triton_client import TritonClient
 from shared.store.engine import make_engine, normalize_url
 
 TASKS_MODULE = "services.worker.tasks"
+# Queues, so that workers split by kind of work and scale out on their own machines: `ecomai worker --queues training`
+DEFAULT_QUEUE = "celery"  # the short jobs: embeddings, features, recs lists, purges, rollbacks, triggers
+CLEANING_QUEUE = "cleaning"
+TRAINING_QUEUE = "training"
+GPU_QUEUE = "gpu"  # retrains of the models listed in settings.train_on_gpu, for workers on a GPU machine
+ALL_QUEUES = (DEFAULT_QUEUE, CLEANING_QUEUE, TRAINING_QUEUE, GPU_QUEUE)  # a worker started without --queues
+_RETRAIN_TASKS = {f"{TASKS_MODULE}.retrain_model", f"{TASKS_MODULE}.retrain_ctr"}
 BEAT_SCHEDULE = {
     "clean-events-every-15-min": {"task": f"{TASKS_MODULE}.clean_events", "schedule": timedelta(minutes=15)},
     "refresh-product-embeddings-hourly": {
@@ -53,6 +67,20 @@ BEAT_SCHEDULE = {
         "schedule": timedelta(hours=1),
     },
 }
+
+
+def task_queue(settings: Settings, name: str, args: Any = None, kwargs: Any = None) -> str:
+    """The queue a task goes to: cleaning to ``cleaning``; a retrain to ``gpu`` when its model is one of
+    ``settings.train_on_gpu``, else to ``training``; everything else to the default queue."""
+    if name == f"{TASKS_MODULE}.clean_events":
+        return CLEANING_QUEUE
+    if name in _RETRAIN_TASKS:
+        from shared.core.model_catalog import CTR_MODEL
+
+        model = CTR_MODEL if name.endswith(".retrain_ctr") else (kwargs or {}).get("model_name")
+        model = model or (args[0] if args else None)
+        return GPU_QUEUE if model in settings.train_on_gpu else TRAINING_QUEUE
+    return DEFAULT_QUEUE
 
 
 def broker_and_backend(settings: Settings) -> tuple[str, str]:
@@ -112,6 +140,13 @@ class PlatformCelery(Celery):
         return {**super().__reduce_keys__(), "settings": self.settings}
 
 
+def _router(settings: Settings) -> Any:
+    def route(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **_: Any) -> dict[str, str]:
+        return {"queue": task_queue(settings, name, args, kwargs)}
+
+    return route
+
+
 def make_celery(settings: Settings) -> PlatformCelery:
     broker, backend = broker_and_backend(settings)
     app = PlatformCelery(settings, broker=broker, backend=backend, include=[TASKS_MODULE])
@@ -122,6 +157,11 @@ def make_celery(settings: Settings) -> PlatformCelery:
         task_acks_late=True,  # a task whose worker dies is redelivered; tasks are idempotent for that reason
         task_reject_on_worker_lost=True,
         worker_prefetch_multiplier=1,  # long training tasks: don't hoard messages on one worker
+        # Redis redelivers an unacknowledged task only after this long: longer than the longest task, or a task
+        # still running would be handed to a second worker (the retrain lock would skip it, but the time is lost)
+        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
+        task_default_queue=DEFAULT_QUEUE,
+        task_routes=(_router(settings),),
         task_time_limit=2 * 3600,
         task_soft_time_limit=2 * 3600 - 60,
         result_expires=timedelta(days=7),
@@ -129,8 +169,17 @@ def make_celery(settings: Settings) -> PlatformCelery:
         task_track_started=True,
         broker_connection_retry_on_startup=True,
         timezone="UTC",
-        beat_schedule=BEAT_SCHEDULE,
+        beat_schedule={
+            **BEAT_SCHEDULE,
+            "retrain-on-feedback-volume": {  # retrain_model of each model with enough new feedback (once per burst)
+                "task": f"{TASKS_MODULE}.check_retrain_volume",
+                "schedule": timedelta(seconds=settings.retrain_volume_check_s),
+            },
+        },
         beat_schedule_filename=str(settings.home.resolve() / "celerybeat-schedule"),
         worker_hijack_root_logger=False,
     )
+    from services.worker import task_metrics
+
+    task_metrics.connect(settings)  # task counts and run times on /metrics (settings.worker_metrics_port)
     return app

@@ -30,10 +30,16 @@ def clean_events(self: Task, since: str | None = None) -> dict[str, Any]:
     """Quarantines bad events (all, or those at/after ``since`` ISO time) and stores a quality report."""
     from datetime import datetime
 
+    from shared.learning.cleaning import CleaningConfig
     from shared.learning.cleaning import clean_events as run_cleaning
 
-    _, runtime = _platform(self)
-    report = run_cleaning(runtime.engine, datetime.fromisoformat(since) if since else None, task_id=self.request.id)
+    settings, runtime = _platform(self)
+    report = run_cleaning(
+        runtime.engine,
+        datetime.fromisoformat(since) if since else None,
+        task_id=self.request.id,
+        config=CleaningConfig.from_settings(settings),
+    )
     return {
         "report_id": report.id,
         "rows_in": report.rows_in,
@@ -69,6 +75,20 @@ def retrain_model(self: Task, model_name: str, profile: str | None = None) -> di
 def retrain_ctr(self: Task, profile: str | None = None) -> dict[str, Any]:
     """The nightly beat entry: retrain_model of the CTR model."""
     return _retrain(self, CTR_MODEL, profile)
+
+
+@shared_task(bind=True, name="services.worker.tasks.check_retrain_volume")
+def check_retrain_volume(self: Task) -> dict[str, Any]:
+    """The volume trigger (beat): enqueues ``retrain_model`` for each model with enough new feedback since it was
+    last trained (shared/learning/retrain_triggers.py), once per burst."""
+    from shared.learning.retrain_triggers import check_feedback_volume
+
+    settings, runtime = _platform(self)
+
+    def enqueue(model_name: str) -> str:
+        return str(retrain_model.apply_async(args=[model_name]).id)
+
+    return check_feedback_volume(runtime.engine, settings.retrain_min_new_events, enqueue)
 
 
 @shared_task(bind=True, name="services.worker.tasks.refresh_embeddings")

@@ -32,13 +32,17 @@ class InferenceClient(Protocol):
         """[n, EMBEDDING_DIM] float32, L2-normalised, from the text encoder."""
         ...
 
-    def classify(self, model: str, texts: list[str]) -> ClassifyResult:
-        """Scores texts with a sequence classifier (LABEL comes back for the intent classifier)."""
+    def classify(self, model: str, texts: list[str], model_version: int | None = None) -> ClassifyResult:
+        """Scores texts with a sequence classifier (LABEL comes back for the intent classifier); ``model_version``
+        asks one of the versions Triton serves (a traffic split's arm), None the newest."""
         ...
 
-    def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> InferResult:
+    def infer(
+        self, model: str, inputs: dict[str, np.ndarray], outputs: list[str], model_version: int | None = None
+    ) -> InferResult:
         """Runs a tensor model (e.g. ctr_model: CAT, NUM, AD_TEXT, USER_TEXT -> PROB, CONTRIB) on n rows;
-        every input is [n, ...] and every output comes back [n, ...], whatever the model's max batch size."""
+        every input is [n, ...] and every output comes back [n, ...], whatever the model's max batch size.
+        ``model_version`` asks one of the versions Triton serves (a traffic split's arm), None the newest."""
         ...
 
 

@@ -34,6 +34,9 @@ class TritonServer:
             str(self.binary),
             f"--model-repository={Path(s.model_repository).resolve()}",
             "--model-control-mode=explicit",
+            # ready = up and answering: a version that failed to load stays UNAVAILABLE in Triton's index, and with
+            # strict readiness that alone would report the whole server not ready while the old version serves
+            "--strict-readiness=false",
             f"--backend-directory={self.root / 'backends'}",
             f"--grpc-address={s.triton_host}",
             f"--grpc-port={s.triton_grpc_port}",

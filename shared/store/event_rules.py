@@ -14,6 +14,7 @@ from shared.store.schema import EVENT_TYPES, Event
 
 MAX_ID_LENGTH = 128
 MAX_PRICE_MICROS = 1_000_000 * 1_000_000  # 1e6 currency units
+MAX_QUANTITY = 10_000  # items of one product in one cart or order: more is a broken client, not a shopper
 EARLIEST_EVENT = datetime(2000, 1, 1, tzinfo=UTC)
 FUTURE_SKEW = timedelta(hours=1)  # client clocks run a little fast
 
@@ -51,7 +52,7 @@ class Bounds:
 
 BOUNDS: dict[str, Bounds] = {
     "rating": Bounds(1, 5),
-    "quantity": Bounds(0),
+    "quantity": Bounds(0, MAX_QUANTITY),
     "price_micros": Bounds(0, MAX_PRICE_MICROS),
 }
 
@@ -71,6 +72,18 @@ def normalize(event: EventIn) -> EventIn:
     return event
 
 
+def _texts(event: EventIn):
+    """(field name, text) of every string the event carries, its properties' keys and values included."""
+    for name, value in vars(event).items():
+        if isinstance(value, str):
+            yield name, value
+    if isinstance(event.properties, dict):
+        for key, value in event.properties.items():
+            for text in (key, value):
+                if isinstance(text, str):
+                    yield "properties", text
+
+
 def check_event(index: int, event: EventIn, now: datetime) -> RejectedEvent | None:
     """The first problem of a normalized event, or None. Foreign ids are checked by the caller (needs the DB)."""
 
@@ -79,6 +92,9 @@ def check_event(index: int, event: EventIn, now: datetime) -> RejectedEvent | No
 
     if not event.event_id:
         return bad("event_id", "is required")
+    for name, value in _texts(event):
+        if "\x00" in value:  # Postgres text and jsonb cannot hold NUL: the insert would fail for the whole batch
+            return bad(name, "must not contain NUL characters")
     if event.type not in EVENT_TYPES:
         return bad("type", f"must be one of {', '.join(EVENT_TYPES)}, got {event.type!r}")
     for name in ID_FIELDS:
