@@ -42,11 +42,14 @@ def plant_bad_events(
     for view in rng.sample(views, per_rule):
         bad.append(
             _mark(
-                view, "duplicate", event_id=new_id(), occurred_at=view[_I["occurred_at"]] + timedelta(milliseconds=400)
+                view,
+                "near_duplicate",
+                event_id=new_id(),
+                occurred_at=view[_I["occurred_at"]] + timedelta(milliseconds=400),
             )
         )
     for n, view in enumerate(rng.sample(views, per_rule)):
-        bad.append(_mark(view, "invalid_id", event_id=new_id(), product_id=f"p-unknown-{n}"))
+        bad.append(_mark(view, "unknown_product", event_id=new_id(), product_id=f"p-unknown-{n}"))
     for view in rng.sample(views, per_rule):
         bad.append(_mark(view, "missing_field", event_id=new_id(), product_id=None))
     for n, imp in enumerate(rng.sample(impressions, per_rule)):
@@ -78,15 +81,15 @@ def plant_bad_events(
     counts = {
         rule: per_rule
         for rule in (
-            "duplicate",
-            "invalid_id",
+            "near_duplicate",
+            "unknown_product",
             "missing_field",
             "click_without_impression",
             "impossible_price",
             "bad_timestamp",
         )
     }
-    counts["bot_user"] = BOT_IMPRESSIONS + BOT_CLICKS
+    counts["extreme_click_rate"] = BOT_IMPRESSIONS + BOT_CLICKS
     repeats = [e for e in rng.sample(events, per_rule)]  # same event id again: ingestion keeps one copy
     counts["duplicate_event_id"] = len(repeats)
     stream = events + bad + repeats
@@ -101,7 +104,7 @@ def _bot_events(rng: random.Random, ads: list[dict], end: datetime, new_id) -> l
     for n in range(BOT_IMPRESSIONS):
         ad = rng.choice(ads)
         impression_id = f"imp-bot-{n:05d}"
-        props = json.dumps({"planted": "bot_user", "position": 1})
+        props = json.dumps({"planted": "extreme_click_rate", "position": 1})
         row: dict[str, object] = {c: None for c in EVENT_COLUMNS}
         row.update(
             event_id=new_id(),

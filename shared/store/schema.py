@@ -141,6 +141,8 @@ class ServedImpression(Base):
     user_id: Mapped[str | None] = mapped_column(Text)  # None: served to an anonymous shopper
     price_micros: Mapped[int] = mapped_column(BigInteger)
     served_at: Mapped[datetime] = _now()
+    # the ctr_model version that scored it (a traffic split's arm; migration 0006); None: served from a fallback
+    model_version: Mapped[int | None] = mapped_column(Integer)
 
 
 class AdCharge(Base):
@@ -318,6 +320,22 @@ class ModelVersion(Base):
     path: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = _now()
     published_at: Mapped[datetime | None]
+    # the run record and the evaluation gate (migration 0005): the source the version was trained from, how long
+    # its training took, and the gate's decision (passed, reason, challenger / champion / baseline scores)
+    code_version: Mapped[str | None] = mapped_column(Text)
+    train_seconds: Mapped[float | None] = mapped_column(Float)
+    gate: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}", nullable=False)
+
+
+class RetrainTrigger(Base):
+    """The volume trigger's memory: when it last enqueued a retrain of a model, so that one burst of new feedback
+    enqueues one retrain (the next check counts from here or from the newest version, whichever is later)."""
+
+    __tablename__ = "retrain_triggers"
+    model_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    enqueued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    new_events: Mapped[int] = mapped_column(BigInteger)
+    task_id: Mapped[str | None] = mapped_column(Text)
 
 
 class DataQualityReport(Base):
@@ -331,6 +349,31 @@ class DataQualityReport(Base):
     issues: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}", nullable=False)
     samples: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}", nullable=False)
     task_id: Mapped[str | None] = mapped_column(Text)
+    # rule -> rows of this report moved back into events by ``ecomai quality undo`` (migration 0007)
+    undone: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default="{}", nullable=False)
+
+
+# -- undoing a cleaning rule (migration 0007) ---------------------------------------------------------------------
+class CleaningUndo(Base):
+    """One ``ecomai quality undo RULE [--report ID]``: what it moved back from events_quarantine into events."""
+
+    __tablename__ = "cleaning_undos"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = _now()
+    rule: Mapped[str] = mapped_column(Text)
+    report_id: Mapped[int | None] = mapped_column(BigInteger)  # None: every report's rows of the rule
+    restored: Mapped[int] = mapped_column(BigInteger)  # rows back in events
+    already_present: Mapped[int] = mapped_column(BigInteger)  # their event id was in events again: not duplicated
+
+
+class CleaningExemption(Base):
+    """An event a rule once caught and an undo gave back: that rule leaves it alone in later cleaning runs (other
+    rules still apply) until the exemption is dropped (``ecomai quality reapply RULE``)."""
+
+    __tablename__ = "cleaning_exemptions"
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    rule: Mapped[str] = mapped_column(Text, primary_key=True)
+    undo_id: Mapped[int] = mapped_column(BigInteger)
 
 
 class Conversation(Base):
@@ -380,3 +423,40 @@ class IntentExample(Base):
     text: Mapped[str] = mapped_column(Text)
     intent: Mapped[str] = mapped_column(Text)
     source: Mapped[str] = mapped_column(Text, server_default="demo")
+
+
+# -- traffic split by model version (migration 0006) -----------------------------------------------------------
+TRAFFIC_ARM_STATUSES = ("active", "stopped")
+
+
+class TrafficArm(Base):
+    """One arm of a model's traffic split: the share of users (``percent``) a served version gets. Services choose
+    an arm per user by hashing (salt, model, user) into the active arms' cumulative shares, in version order, so a
+    user keeps their arm while the split stands and a growing canary (the newest version, last) keeps its users.
+    Written by ``shared.learning.traffic``; no rows (or none active) = the model's one served version answers all."""
+
+    __tablename__ = "traffic_arms"
+    __table_args__ = (
+        CheckConstraint(_in("status", TRAFFIC_ARM_STATUSES), name="status"),
+        CheckConstraint("percent >= 0 and percent <= 100", name="percent_range"),
+    )
+    model_name: Mapped[str] = mapped_column(Text, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    percent: Mapped[float] = mapped_column(Float)
+    status: Mapped[str] = mapped_column(Text, server_default="active")
+    salt: Mapped[str] = mapped_column(Text)
+    started_at: Mapped[datetime] = _now()
+    stopped_at: Mapped[datetime | None]
+
+
+class ServedRecommendation(Base):
+    """What one Recommend/SimilarProducts answer showed and which recs_ranker version ranked it (None: a fallback
+    order), so that views and purchases of those products can be credited to the version (online metrics)."""
+
+    __tablename__ = "served_recommendations"
+    __table_args__ = (Index(None, "user_id", "served_at"),)
+    request_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[str | None] = mapped_column(Text)  # None: an anonymous shopper
+    model_version: Mapped[int | None] = mapped_column(Integer)
+    product_ids: Mapped[list[str]] = mapped_column(JSONB, server_default="[]", nullable=False)
+    served_at: Mapped[datetime] = _now()

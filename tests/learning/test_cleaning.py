@@ -36,7 +36,7 @@ def test_cleaning_quarantines_the_planted_events_once(data_engine):
     assert {rule: n for rule, n in report.issues.items() if n} == expected
     assert report.rows_dropped == sum(expected.values())
     assert report.rows_in == loaded.rows["events"] and report.rows_kept == report.rows_in - report.rows_dropped
-    assert report.samples["bot_user"] and report.task_id == "t-1"
+    assert report.samples["extreme_click_rate"] and report.task_id == "t-1"
     with data_engine.connect() as conn:
         per_rule = dict(conn.execute(text("select rule, count(*) from events_quarantine group by rule")).all())
         planted_left = conn.execute(text("select count(*) from events where properties ? 'planted'")).scalar()
@@ -93,7 +93,7 @@ def _rule_table(now: datetime) -> list[tuple[EventIn, str | None]]:
     for name in ID_FIELDS:
         add(valid["view"], "invalid_value", **{name: "x" * (MAX_ID_LENGTH + 1)})
     for name, bounds in BOUNDS.items():
-        rule = "impossible_price" if name == "price_micros" else "invalid_value"
+        rule = {"price_micros": "impossible_price", "quantity": "impossible_quantity"}.get(name, "invalid_value")
         base = valid["chat_feedback"] if name == "rating" else valid["purchase"]
         add(base, rule, **{name: bounds.low - 1})
         if bounds.high is not None:
