@@ -180,6 +180,7 @@ def _split(batch: FeatureBatch, labels: np.ndarray, times: list, impressions: in
         info[f"{name}_clicks"] = int(labels[part].sum())
         if end > start:
             info[f"{name}_time_range"] = [times[start].isoformat(), times[end - 1].isoformat()]
+            info.setdefault("window", {})[name] = info[f"{name}_time_range"]  # from/to of each slice, in order
         start = end
     if min(info[f"{name}_clicks"] for name, _ in SPLITS) == 0 or info["train_clicks"] == info["train_rows"]:
         raise ValueError(f"every time slice needs clicks and non-clicks to train the CTR model: {info}")

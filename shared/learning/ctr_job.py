@@ -14,9 +14,11 @@ from sqlalchemy import Engine
 from shared.core.model_catalog import CTR_MODEL, TEXT_ENCODER
 from shared.core.settings import Settings
 from shared.learning import ctr_features
+from shared.learning.champion import ctr_champion_auc, find_champion
 from shared.learning.ctr_dataset import CtrData, ctr_dataset
 from shared.learning.ctr_training import CtrTrainConfig, export_torchscript, fit_with_baselines
 from shared.learning.embeddings_job import entity_texts
+from shared.learning.gate import gate_scores
 from shared.learning.registry import PublishedVersion, latest_version, publish_version, read_meta
 
 SEED = 17
@@ -81,7 +83,8 @@ def fit_and_publish(
     engine: Engine, settings: Settings, data: CtrData, profile: str, say: Callable[[str], None]
 ) -> PublishedVersion:
     """DCN-v2 on the point-in-time impressions; test-slice metrics next to logistic regression and the same model
-    without text, and the global feature importance (mean |contribution| per field)."""
+    without text, the global feature importance (mean |contribution| per field), and the gate's scores: this
+    model, the serving champion and logistic regression on the same test impressions."""
     import torch
 
     if settings.torch_threads:
@@ -94,6 +97,17 @@ def fit_and_publish(
     cfg = CtrTrainConfig(seed=SEED)
     model, metrics = fit_with_baselines(data, cfg)
     baselines = metrics["baselines"]
+    champion = ctr_champion_auc(find_champion(engine, settings.model_repository, CTR_MODEL), data.splits["test"])
+    metrics["gate_scores"] = gate_scores(
+        CTR_MODEL,
+        metrics["auc"],
+        champion,
+        baselines["logistic_regression"]["auc"],
+        "logistic regression",
+        {"test": info.get("test_time_range"), "test_rows": info.get("test_rows")},
+    )
+    if champion.score is not None:
+        say(f"champion v{champion.version} on the same test impressions: AUC {champion.score:.4f}")
     say(
         f"test AUC {metrics['auc']:.4f} (logistic regression {baselines['logistic_regression']['auc']:.4f}, "
         f"without text {baselines['dcn_without_text']['auc']:.4f}), log loss {metrics['log_loss']:.4f}, "

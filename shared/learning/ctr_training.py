@@ -16,7 +16,7 @@ import torch
 from shared.learning.ctr_dataset import CtrData, CtrSplit
 from shared.learning.ctr_features import CONTRIB_FIELDS
 from shared.learning.ctr_model import CtrNet
-from shared.learning.metrics import binary_metrics, fit_platt
+from shared.learning.metrics import binary_metrics, calibration_bins, fit_platt, roc_points
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,9 @@ def _new_model(cfg: CtrTrainConfig, train: CtrSplit) -> CtrNet:
 
 
 def fit(data: CtrData, cfg: CtrTrainConfig) -> tuple[CtrNet, dict[str, Any]]:
-    """A calibrated model and its test metrics."""
+    """A calibrated model, its test metrics (top level) and its validation metrics (``validation``): early stopping
+    reads the validation slice, calibration the calibration slice, and the test slice (the newest impressions) is
+    never seen before these metrics."""
     torch.manual_seed(cfg.seed)
     started = time.perf_counter()
     train, validation = data.splits["train"], data.splits["validation"]
@@ -115,8 +117,15 @@ def fit(data: CtrData, cfg: CtrTrainConfig) -> tuple[CtrNet, dict[str, Any]]:
     model.cal_a.fill_(calibration.a)
     model.cal_b.fill_(calibration.b)
     test = data.splits["test"]
-    metrics: dict[str, Any] = binary_metrics(test.labels, predict_logits(model, test), calibration)
+    test_logits = predict_logits(model, test)
+    metrics: dict[str, Any] = binary_metrics(test.labels, test_logits, calibration)
+    validated = binary_metrics(validation.labels, predict_logits(model, validation), calibration)
     metrics.update(
+        validation={k: validated[k] for k in ("auc", "log_loss", "ece", "eval_examples")},
+        curves={  # the test slice's ROC and reliability diagram, drawn by the version's report (model_report.py)
+            "roc": roc_points(test.labels, test_logits),
+            "calibration": calibration_bins(test.labels, calibration.apply(test_logits)),
+        },
         epochs=epochs,
         best_epoch=best_epoch,
         validation_log_loss=best,

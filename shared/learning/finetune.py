@@ -64,6 +64,9 @@ MODEL_OVERRIDES: dict[tuple[str, str], dict[str, Any]] = {
 }
 
 
+MODE_LR = {"full": 5e-5, "top": 3e-4, "lora": 5e-4}  # the learning rate of each mode unless a config sets one
+
+
 @dataclass
 class FineTuneConfig:
     backbone: str
@@ -117,7 +120,7 @@ class FineTuneConfig:
         if profile not in PROFILES:
             raise ValueError(f"profile must be one of {sorted(PROFILES)}, got {profile!r}")
         p = PROFILES[profile]
-        lr = {"full": 5e-5, "top": 3e-4, "lora": 5e-4}[overrides.get("mode", p.mode)]
+        lr = MODE_LR[overrides.get("mode", p.mode)]
         base = dict(
             backbone=backbone,
             mode=p.mode,

@@ -19,8 +19,16 @@ from sqlalchemy import Engine, text
 
 from shared.core.model_catalog import INTENT_CLASSIFIER
 from shared.core.settings import Settings
+from shared.learning.champion import find_champion, intent_champion_accuracy
 from shared.learning.datasets import LabelledSet
-from shared.learning.finetune import FineTuneConfig, TrainedClassifier, fine_tune_classifier, predict_logits
+from shared.learning.finetune import (
+    MODE_LR,
+    FineTuneConfig,
+    TrainedClassifier,
+    fine_tune_classifier,
+    predict_logits,
+)
+from shared.learning.gate import gate_scores
 from shared.learning.intent_calibration import calibration_report, fit_temperature, fold_temperature
 from shared.learning.intent_heldout import HELDOUT_MESSAGES, heldout_for
 from shared.learning.intent_sources import Example, extra_intent_examples
@@ -101,6 +109,13 @@ def heldout_accuracy(trained: TrainedClassifier, labels: list[str], max_length: 
     return {"plain_accuracy": m["accuracy"], "plain_macro_f1": m["macro_f1"], "plain_examples": len(rows)}
 
 
+def majority_accuracy(labels: list[str]) -> float | None:
+    """Accuracy on the held-out plain messages of always answering their most frequent intent: the baseline a
+    first version must beat."""
+    rows = heldout_for(labels)
+    return max(Counter(y for _, y in rows).values()) / len(rows) if rows else None
+
+
 def fit_intents(
     data: LabelledSet, labels: list[str], cfg: FineTuneConfig, say: Say, threads: int | None
 ) -> tuple[TrainedClassifier, dict[str, Any]]:
@@ -121,12 +136,29 @@ def fit_intents(
     return trained, metrics
 
 
+def intent_config(settings: Settings, profile: str) -> FineTuneConfig:
+    """The profile's config in the fine-tuning mode settings choose for this model (``ECOMAI_FINETUNE_MODES``,
+    e.g. ``{"intent_classifier": "lora"}``, with that mode's learning rate), else the profile's own mode."""
+    mode = settings.finetune_modes.get(INTENT_CLASSIFIER)
+    chosen: dict[str, Any] = {"mode": mode, "lr": MODE_LR[mode]} if mode else {}
+    return FineTuneConfig.for_model(profile, INTENT_CLASSIFIER, settings.backbone_path, seed=SEED, **chosen)
+
+
 def train_and_publish(
     engine: Engine, settings: Settings, data: LabelledSet, labels: list[str], profile: str, say: Say
 ) -> PublishedVersion:
-    cfg = FineTuneConfig.for_model(profile, INTENT_CLASSIFIER, settings.backbone_path, seed=SEED)
+    cfg = intent_config(settings, profile)
     say(f"{len(labels)} labels, {len(data.train)} train / {len(data.eval)} eval examples {data.info['rows_by_source']}")
     trained, metrics = fit_intents(data, labels, cfg, say, settings.torch_threads)
+    champion = find_champion(engine, settings.model_repository, INTENT_CLASSIFIER)
+    metrics["gate_scores"] = gate_scores(
+        INTENT_CLASSIFIER,
+        metrics.get("plain_accuracy", float("nan")),
+        intent_champion_accuracy(engine, champion, labels),
+        majority_accuracy(labels),
+        "the most frequent intent",
+        {"note": "intents have no time: the fixed held-out plain messages (intent_heldout.py)"},
+    )
 
     def build(folder: Path) -> dict[str, Any]:
         trained.save_pretrained(folder / "hf")

@@ -182,3 +182,32 @@ def ranking_metrics(per_user: Sequence[tuple[ArrayLike, ArrayLike]], k: int = 10
         f"recall@{k}": float(np.mean(recalls)),
         "users": len(ndcgs),
     }
+
+
+def roc_points(labels: ArrayLike, scores: ArrayLike, points: int = 50) -> list[list[float]]:
+    """About ``points`` (false positive rate, true positive rate) pairs of the ROC curve, from (0, 0) to (1, 1):
+    small enough to keep in a version's metrics and draw later. Empty when one class is absent."""
+    y = np.asarray(labels, dtype=np.float64) > 0.5
+    s = np.asarray(scores, dtype=np.float64)
+    n_pos, n_neg = int(y.sum()), int((~y).sum())
+    if n_pos == 0 or n_neg == 0:
+        return []
+    order = np.argsort(-s, kind="mergesort")
+    tpr = np.concatenate([[0.0], np.cumsum(y[order]) / n_pos])
+    fpr = np.concatenate([[0.0], np.cumsum(~y[order]) / n_neg])
+    keep = np.unique(np.linspace(0, len(tpr) - 1, min(points, len(tpr))).round().astype(int))
+    return [[round(float(fpr[i]), 4), round(float(tpr[i]), 4)] for i in keep]
+
+
+def calibration_bins(labels: ArrayLike, probs: ArrayLike, bins: int = 10) -> list[list[float]]:
+    """Equal-mass bins of predicted probability: [mean predicted, observed rate, rows] each (the reliability
+    diagram; the same bins as ``expected_calibration_error``)."""
+    y = np.asarray(labels, dtype=np.float64)
+    p = np.asarray(probs, dtype=np.float64)
+    if len(y) == 0:
+        return []
+    order = np.argsort(p, kind="mergesort")
+    return [
+        [round(float(p[c].mean()), 5), round(float(y[c].mean()), 5), int(len(c))]
+        for c in np.array_split(order, min(bins, len(order)))
+    ]

@@ -14,6 +14,8 @@ from sqlalchemy import Engine
 
 from shared.core.model_catalog import RECS_RANKER
 from shared.core.settings import Settings
+from shared.learning.champion import find_champion, recs_champion_ndcg
+from shared.learning.gate import gate_scores
 from shared.learning.recs_data import ShopSequences, TimeSplit, shop_sequences, time_split
 
 __all__ = ["fit_and_publish", "shop_sequences", "train_on_shop", "evaluate"]
@@ -102,6 +104,17 @@ def fit_and_publish(
     cfg = replace(PROFILE_CONFIGS[profile])
     say(f"{data.info['interactions']} interactions of {data.info['users']} users, {data.info['products']} products")
     model, metrics, split = train_on_shop(data, cfg, say)
+    champion = recs_champion_ndcg(find_champion(engine, settings.model_repository, RECS_RANKER), data, split)
+    ours, pop = metrics.get("next_item", {}), metrics.get("popularity_next_item", {})
+    window = {
+        "train": [split.info["time_range"][0], split.info["cut"]],
+        "test": [split.info["cut"], split.info["time_range"][1]],
+    }
+    metrics["gate_scores"] = gate_scores(
+        RECS_RANKER, ours.get("ndcg@10", float("nan")), champion, pop.get("ndcg@10"), "popularity", window
+    )
+    if champion.score is not None:
+        say(f"champion v{champion.version} on the same held-out users: NDCG@10 {champion.score:.4f}")
     for name in ("next_item", "next_purchase"):
         if name in metrics:
             ours, pop = metrics[name], metrics[f"popularity_{name}"]
@@ -119,5 +132,5 @@ def fit_and_publish(
         }
 
     params = {"config": asdict(cfg), "seed": cfg.seed, "mode": "sasrec_text_ids", "profile": profile}
-    dataset = {**data.info, **split.info, "train_examples": metrics["training"]["train_examples"]}
+    dataset = {**data.info, **split.info, "window": window, "train_examples": metrics["training"]["train_examples"]}
     return publish_version(engine, settings.model_repository, RECS_RANKER, build, "tabular", params, metrics, dataset)

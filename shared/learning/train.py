@@ -19,7 +19,9 @@ from shared.core.errors import FailedPrecondition
 from shared.core.model_catalog import CTR_MODEL, INTENT_CLASSIFIER, MODEL_NAMES, RECS_RANKER, TEXT_ENCODER
 from shared.core.settings import Settings
 from shared.learning import ctr_job, intent_job, recs_job, text_finetune
+from shared.learning.champion import encoder_champion_recall, find_champion
 from shared.learning.finetune import PROFILES, FineTuneConfig, TrainedClassifier
+from shared.learning.gate import gate_scores
 from shared.learning.registry import PublishedVersion, latest_version, publish_version
 
 Progress = Callable[[str], None] | None
@@ -115,7 +117,12 @@ def export_text_encoder(engine: Engine, settings: Settings, progress: Progress =
         build,
         "text_encoder",  # the backend kind (what model.py computes), not the model name
         params={"backbone": backbone, "mode": "pretrained", "seed": None, "max_length": ENCODER_MAX_LENGTH},
-        metrics={"fine_tuned": False, "export_seconds": round(time.perf_counter() - started, 2)},
+        metrics={
+            "fine_tuned": False,
+            "export_seconds": round(time.perf_counter() - started, 2),
+            # nothing to score it against: it is the baseline every fine-tuned version is measured with
+            "gate_scores": {"exempt": "the pretrained backbone exported unchanged (the encoders' baseline)"},
+        },
         dataset={"source": "none: pretrained weights"},
     )
     say(f"v{published.version} written in {time.perf_counter() - started:.1f}s")
@@ -136,6 +143,15 @@ def train_text_encoder(
     say(f"{data.info['train_pairs']} behaviour pairs, {data.info['eval_pairs']} held-out next-product pairs")
     backbone = Path(settings.backbone_path)
     model, tokenizer, metrics = text_finetune.fine_tune_encoder(backbone, data, cfg, say, settings.torch_threads)
+    champion = encoder_champion_recall(find_champion(engine, settings.model_repository, TEXT_ENCODER), data, cfg)
+    metrics["gate_scores"] = gate_scores(
+        TEXT_ENCODER,
+        metrics[f"next_product_recall@{cfg.k}"],
+        champion,
+        metrics[f"pretrained_next_product_recall@{cfg.k}"],
+        "the pretrained encoder",
+        {"note": "held-out shoppers (split by shopper, not by time)"},
+    )
 
     def build(folder: Path) -> dict[str, Any]:
         model.save_pretrained(folder / "hf")
@@ -205,10 +221,14 @@ def train_one(
     """A new version of one model (published as a candidate; not deployed)."""
     if model_name not in TRAINERS:
         raise ValueError(f"model_name must be one of {sorted(TRAINERS)}, got {model_name!r}")
+    from shared.learning.run_record import code_version, record_run
+
     started = time.perf_counter()
     published = TRAINERS[model_name](engine, settings, profile, progress)
+    seconds = time.perf_counter() - started
+    record_run(engine, published.registry_id, seconds, code_version())  # the run record: code and duration
     if progress:
-        progress(f"{model_name}: v{published.version} published in {time.perf_counter() - started:.1f}s")
+        progress(f"{model_name}: v{published.version} published in {seconds:.1f}s")
     return published
 
 

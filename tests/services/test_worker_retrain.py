@@ -1,6 +1,8 @@
 """The retraining loop through the real pieces: a `celery worker` subprocess on a Redis broker retrains the CTR
-model of the tiny demo shop, publishes v2 into a running Triton and makes it serve; a redelivered task id is not
-retrained twice; a rollback task makes v1 serve again."""
+model of the tiny demo shop; the evaluation gate rejects the retrain (it ties the serving v1 on the same test
+impressions) and v1 keeps serving in a running Triton; a redelivered task id is not retrained twice; `ecomai models
+promote --force` serves the rejected version anyway, `ecomai models list` shows the gate's reason, and a rollback
+task makes v1 serve again."""
 
 from __future__ import annotations
 
@@ -81,7 +83,8 @@ def retrain_setup(new_database, tmp_path):
         print((tmp_path / "worker.log").read_text()[-3000:])
 
 
-def test_retrain_task_publishes_and_serves_a_new_version(retrain_setup):
+def test_a_retrain_no_better_than_the_champion_is_rejected_and_can_be_forced_and_rolled_back(retrain_setup, capsys):
+    from services.cli import build_parser
     from services.worker.celery_app import make_celery
 
     settings, engine, client, queue = retrain_setup
@@ -89,19 +92,38 @@ def test_retrain_task_publishes_and_serves_a_new_version(retrain_setup):
     app = make_celery(settings)
     task_id = f"retrain-{uuid.uuid4().hex}"
     result = app.send_task("services.worker.tasks.retrain_ctr", task_id=task_id, queue=queue).get(timeout=300)
-    assert result["status"] == "serving" and result["version"] == 2, result
-    # Same events, seed and profile as v1 (trained in this process): the worker's run reproduces v1's evaluation. On
-    # the tiny shop no AUC margin over chance is honest (13 eval clicks); test_train_jobs has the learning tests.
-    assert result["metrics"]["log_loss"] == pytest.approx(v1_metrics["log_loss"], abs=1e-6)
+    # Same events, seed and profile as v1 (trained in this process): the worker's run reproduces v1's evaluation, so
+    # the challenger ties the champion on the same test impressions and the gate (margin 0.002 AUC) rejects it.
+    assert (result["status"], result["version"]) == ("rejected", 2), result
     assert result["metrics"]["auc"] == pytest.approx(v1_metrics["auc"], abs=1e-6), (result["metrics"], v1_metrics)
-    assert client.ready_versions("ctr_model") == [2]
+    assert result["gate"]["champion_version"] == 1
+    assert result["gate"]["champion"] == pytest.approx(v1_metrics["auc"], abs=1e-4)  # v1 scored on v2's test rows
+    assert "does not beat champion v1's" in result["reason"]
+    assert client.ready_versions("ctr_model") == [1]
     inputs, outputs = TENSOR_WARMUP["ctr_model"]()
-    assert client.infer("ctr_model", inputs, outputs).model_version == 2
-    assert [(r["version"], r["status"]) for r in registry_rows(engine, "ctr_model")] == [(2, "serving"), (1, "retired")]
+    assert client.infer("ctr_model", inputs, outputs).model_version == 1  # the champion keeps serving
+    assert [(r["version"], r["status"]) for r in registry_rows(engine, "ctr_model")] == [
+        (2, "rejected"),
+        (1, "serving"),
+    ]
 
     again = app.send_task("services.worker.tasks.retrain_ctr", task_id=task_id, queue=queue).get(timeout=120)
-    assert (again["status"], again["version"]) == ("serving", 2)  # same request: found, not retrained
+    assert (again["status"], again["version"]) == ("rejected", 2)  # same request: found, not retrained
     assert len(registry_rows(engine, "ctr_model")) == 2
+
+    def models(*argv: str) -> int:
+        args = build_parser().parse_args(["models", *argv])
+        return args.fn(args, settings)
+
+    assert models("promote", "ctr_model", "2") == 1  # through the gate: refused
+    assert "did not pass the gate" in capsys.readouterr().out
+    assert models("promote", "ctr_model", "2", "--force") == 0
+    assert client.ready_versions("ctr_model") == [2]
+    assert client.infer("ctr_model", inputs, outputs).model_version == 2
+    assert [(r["version"], r["status"]) for r in registry_rows(engine, "ctr_model")] == [(2, "serving"), (1, "retired")]
+    assert models("list", "ctr_model") == 0
+    listing = capsys.readouterr().out
+    assert "v2   serving" in listing and "REJECTED: test AUC" in listing and "data window: train 20" in listing
 
     back = app.send_task("services.worker.tasks.rollback_model", args=["ctr_model"], queue=queue).get(timeout=120)
     assert back == {"model": "ctr_model", "serving_version": 1}
