@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -13,6 +14,13 @@ from shared.core.observability import DEGRADED_TOTAL
 from shared.inference.client import InferenceClient
 
 log = logging.getLogger(__name__)
+
+
+class VersionChooser(Protocol):
+    """Which version of a model answers a user or request (a traffic split's arm;
+    ``shared.store.traffic_arms.TrafficSplits``), or None: whatever version Triton serves."""
+
+    def version_for(self, model_name: str, unit_id: str) -> int | None: ...
 
 
 @dataclass

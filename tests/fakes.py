@@ -62,26 +62,28 @@ class FakeInference:
         vectors = np.asarray(rows, dtype=np.float32).reshape(len(texts), EMBEDDING_DIM)
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
-    def classify(self, model: str, texts: list[str]) -> ClassifyResult:
+    def classify(self, model: str, texts: list[str], model_version: int | None = None) -> ClassifyResult:
         self._answerable(model)
         self.calls.append((model, len(texts)))
         if model in self.intents:
             answers = [self.intents[model](t) for t in texts]
             # The fixed label gets the confidence; the rest is spread thinly so the fixed label stays the top one.
             probs = np.array([[c] + [(1 - c) / SPARE_LABELS] * SPARE_LABELS for _, c in answers])
-            return ClassifyResult(np.log(probs), probs, [label for label, _ in answers], self.version)
+            return ClassifyResult(np.log(probs), probs, [label for label, _ in answers], model_version or self.version)
         if model in self.scores:
             probs = np.array([[self.scores[model](t)] for t in texts])
-            return ClassifyResult(np.log(probs / (1 - probs)), probs, None, self.version)
+            return ClassifyResult(np.log(probs / (1 - probs)), probs, None, model_version or self.version)
         raise ModelUnavailable(model, "the test set no answers for it")
 
-    def infer(self, model: str, inputs: dict[str, np.ndarray], outputs: list[str]) -> InferResult:
+    def infer(
+        self, model: str, inputs: dict[str, np.ndarray], outputs: list[str], model_version: int | None = None
+    ) -> InferResult:
         self._answerable(model)
         if model not in self.tensors:
             raise ModelUnavailable(model, "the test set no answers for it")
         self.calls.append((model, len(next(iter(inputs.values())))))
         answers = self.tensors[model](inputs)
-        return InferResult({name: answers[name] for name in outputs}, self.version)
+        return InferResult({name: answers[name] for name in outputs}, model_version or self.version)
 
 
 def _ranked(ids: list[str], limit: int) -> list[tuple[str, float]]:

@@ -18,7 +18,7 @@ from services.ads.ads_store import AdRow, ServedAd, UserRow
 from services.ads.auction import Bid, run_gsp
 from services.ads.ctr_inputs import CtrInputs
 from services.ads.ctr_reasons import model_reasons
-from services.serving import ServingReport
+from services.serving import ServingReport, VersionChooser
 from shared.core.errors import ModelUnavailable, NotFound
 from shared.core.model_catalog import CTR_MODEL, EMBEDDING_DIM
 from shared.inference.client import InferenceClient
@@ -96,11 +96,13 @@ class AdRanker:
         triton: InferenceClient,
         service_name: str = "ads",
         now: Callable[[], datetime] = _utc_now,
+        splits: VersionChooser | None = None,
     ):
         self.store = store
         self.triton = triton
         self.service_name = service_name
         self.now = now  # the UTC clock pacing reads; tests pass a fixed time of day
+        self.splits = splits  # None: no traffic split by ctr_model version
 
     def rank(self, req: AdRequest) -> RankedAds:
         report = ServingReport()
@@ -115,7 +117,8 @@ class AdRanker:
             keywords = sorted(set(re.findall(r"[a-z0-9]+", req.query.lower())))
             candidates = self.store.candidate_ads(user.segment, categories, keywords, MAX_CANDIDATES)
         kept, filtered = self._filter(user, candidates)
-        pctrs, batch = self._pctr(user, kept, req, report)
+        token = uuid.uuid4().hex[:16]
+        pctrs, batch = self._pctr(user, kept, req, report, self._arm(user, token))
         result = run_gsp(
             [Bid(ad.ad_id, ad.bid_micros, p) for ad, p in zip(kept, pctrs)], req.max_ads, req.reserve_micros
         )
@@ -123,7 +126,6 @@ class AdRanker:
             filtered["BELOW_RESERVE"] = len(result.below_reserve)
         by_id = {ad.ad_id: ad for ad in kept}
         explained = self._explain(batch, kept, [slot.bid.ad_id for slot in result.slots], report)
-        token = uuid.uuid4().hex[:16]
         ranked = [
             RankedAd(
                 ad=by_id[slot.bid.ad_id],
@@ -139,7 +141,14 @@ class AdRanker:
         # Recorded before the response leaves: a click is charged the price stored here, and nothing without it.
         self.store.record_served(
             [
-                ServedAd(r.impression_id, r.ad.ad_id, r.ad.campaign_id, user.user_id or None, r.price_micros)
+                ServedAd(
+                    r.impression_id,
+                    r.ad.ad_id,
+                    r.ad.campaign_id,
+                    user.user_id or None,
+                    r.price_micros,
+                    None if report.degraded else report.model_version or None,
+                )  # fmt: skip
                 for r in ranked
             ]
         )
@@ -153,8 +162,15 @@ class AdRanker:
             if ad_id not in by_id:
                 raise NotFound(f"ad_ids[{i}]", f"unknown ad {ad_id!r}")
         ads = [by_id[a] for a in req.candidate_ad_ids]
-        pctrs, _ = self._pctr(user, ads, req, report)
+        pctrs, _ = self._pctr(user, ads, req, report, self._arm(user, uuid.uuid4().hex))
         return [(ad.ad_id, p) for ad, p in zip(ads, pctrs)], report
+
+    def _arm(self, user: UserRow, request_id: str) -> int | None:
+        """The ctr_model version of a traffic split that answers this shopper (sticky per user id; an anonymous
+        shopper per request), or None when there is no split."""
+        if self.splits is None:
+            return None
+        return self.splits.version_for(CTR_MODEL, user.user_id or request_id)
 
     def _user(self, user_id: str, report: ServingReport) -> tuple[UserRow, list[str]]:
         """The shopper and the categories they browsed lately, or ANONYMOUS for an empty or unknown id (a visitor
@@ -198,7 +214,7 @@ class AdRanker:
         return kept, filtered
 
     def _pctr(
-        self, user: UserRow, ads: list[AdRow], req: AdRequest, report: ServingReport
+        self, user: UserRow, ads: list[AdRow], req: AdRequest, report: ServingReport, version: int | None = None
     ) -> tuple[list[float], FeatureBatch | None]:
         """pCTR of every ad from ONE ctr_model call (PROB only) over features read in ONE round trip, and the batch
         it scored (None when degraded); historical CTR (or the prior) when the model can't answer."""
@@ -213,7 +229,7 @@ class AdRanker:
         rows = [inputs.ads.get(ad.ad_id) or (_facts(ad), AdCounters(), no_text) for ad in ads]
         batch = build_batch(profile, inputs.user_vector, rows, req.placement_id, req.position, self.now())
         try:
-            result = self.triton.infer(CTR_MODEL, batch.as_inputs(), ["PROB"])
+            result = self._infer_arm(batch.as_inputs(), version, report)
         except ModelUnavailable as exc:
             report.notes.append(str(exc))
             history = self.store.historical_ctr([a.ad_id for a in ads])
@@ -222,6 +238,16 @@ class AdRanker:
             return [float(history.get(ad.ad_id, PRIOR_CTR)) for ad in ads], None
         report.model_name, report.model_version = CTR_MODEL, result.model_version
         return [float(p) for p in result.outputs["PROB"].reshape(len(ads))], batch
+
+    def _infer_arm(self, inputs: dict[str, np.ndarray], version: int | None, report: ServingReport):
+        """PROB from the split's ``version``; if that version does not answer (a split changed a moment ago, or
+        Triton restarted with one version), from the newest served one, which the notes say."""
+        if version is not None:
+            try:
+                return self.triton.infer(CTR_MODEL, inputs, ["PROB"], model_version=version)
+            except ModelUnavailable as exc:
+                report.notes.append(f"{CTR_MODEL} v{version} of the traffic split unavailable: {exc}")
+        return self.triton.infer(CTR_MODEL, inputs, ["PROB"])
 
     def _explain(
         self, batch: FeatureBatch | None, ads: list[AdRow], served: list[str], report: ServingReport
@@ -235,7 +261,8 @@ class AdRanker:
         rows = [row_of[ad_id] for ad_id in served]
         inputs = {name: array[rows] for name, array in batch.as_inputs().items()}
         try:
-            result = self.triton.infer(CTR_MODEL, inputs, ["CONTRIB"])
+            # the version that scored them explains them
+            result = self.triton.infer(CTR_MODEL, inputs, ["CONTRIB"], model_version=report.model_version or None)
         except ModelUnavailable as exc:
             report.notes.append(f"no model reasons: {exc}")
             return {}

@@ -48,6 +48,7 @@ class ServedAd:
     campaign_id: str
     user_id: str | None  # None: an anonymous shopper
     price_micros: int
+    model_version: int | None = None  # the ctr_model version that scored it; None: a fallback did
 
 
 # What may change between two requests (money: bid, budgets, spend) is read with every request; what describes the
@@ -227,9 +228,9 @@ class AdsStore:
         if not served:
             return
         query = text("""
-            insert into served_impressions (impression_id, ad_id, campaign_id, user_id, price_micros)
+            insert into served_impressions (impression_id, ad_id, campaign_id, user_id, price_micros, model_version)
             select * from unnest(cast(:imps as text[]), cast(:ads as text[]), cast(:camps as text[]),
-                                 cast(:users as text[]), cast(:prices as bigint[]))
+                                 cast(:users as text[]), cast(:prices as bigint[]), cast(:versions as integer[]))
         """)
         columns = {
             "imps": [s.impression_id for s in served],
@@ -237,6 +238,7 @@ class AdsStore:
             "camps": [s.campaign_id for s in served],
             "users": [s.user_id for s in served],
             "prices": [s.price_micros for s in served],
+            "versions": [s.model_version for s in served],
         }
         with self.writes.begin() as conn:
             # Not waiting for the WAL flush (4-5 ms of a 20 ms request here): if Postgres crashed within the next

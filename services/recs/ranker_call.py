@@ -50,10 +50,12 @@ def rank(
     candidates: list[str],
     vectors: dict[str, np.ndarray],
     report: ServingReport,
+    model_version: int | None = None,
 ) -> RankerOutput | None:
     """Scores ``candidates`` (at most MAX_CANDIDATES) for a user with ``history`` (newest first, cut to
     MAX_HISTORY) in one Triton request; None when the model cannot answer (the reason goes into the report's
-    notes; the caller names the fallback)."""
+    notes; the caller names the fallback). ``model_version`` is a traffic split's arm; if it does not answer,
+    the newest served version does (the notes say so)."""
     history = history[:MAX_HISTORY]
     candidates = candidates[:MAX_CANDIDATES]
     if not history or not candidates:
@@ -67,7 +69,14 @@ def rank(
         "CAND_IDS": cand_ids[None],
     }
     try:
-        result = client.infer(RECS_RANKER, inputs, ["SCORES", "CONTRIB"])
+        if model_version is not None:
+            try:
+                result = client.infer(RECS_RANKER, inputs, ["SCORES", "CONTRIB"], model_version=model_version)
+            except ModelUnavailable as exc:
+                report.notes.append(f"{RECS_RANKER} v{model_version} of the traffic split unavailable: {exc}")
+                model_version = None
+        if model_version is None:
+            result = client.infer(RECS_RANKER, inputs, ["SCORES", "CONTRIB"])
     except ModelUnavailable as exc:
         report.notes.append(str(exc))
         return None

@@ -11,6 +11,9 @@ says it is degraded."""
 
 from __future__ import annotations
 
+import uuid
+from typing import Protocol
+
 import numpy as np
 
 from services.recs import ranker_call
@@ -28,8 +31,9 @@ from services.recs.candidates import (
 )
 from services.recs.recs_store import ListKey, ProductRow
 from services.recs.search import ProductSearch
-from services.serving import ServingReport
+from services.serving import ServingReport, VersionChooser
 from shared.core.errors import NotFound
+from shared.core.model_catalog import RECS_RANKER
 from shared.inference.client import InferenceClient
 
 ANN_LIMIT = 150  # nearest products to the user vector
@@ -49,12 +53,28 @@ def interest_lists(categories: list[str]) -> list[ListKey]:
     return keys
 
 
+class ServedLog(Protocol):
+    """Where an answer's products and ranker version are recorded for online metrics per version
+    (``shared.store.served_recommendations.ServedRecommendations``)."""
+
+    def record(self, user_id: str, model_version: int | None, product_ids: list[str]) -> str | None: ...
+
+
 class Recommender:
-    def __init__(self, store: RecsData, triton: InferenceClient, service_name: str = "recs"):
+    def __init__(
+        self,
+        store: RecsData,
+        triton: InferenceClient,
+        service_name: str = "recs",
+        splits: VersionChooser | None = None,
+        served: ServedLog | None = None,
+    ):
         self.store = store
         self.triton = triton
         self.service_name = service_name
         self.searcher = ProductSearch(store, triton, service_name)
+        self.splits = splits  # None: no traffic split by recs_ranker version
+        self.served = served  # None: answers are not recorded
 
     # -- public operations ---------------------------------------------------------------------
     def recommend(
@@ -90,8 +110,9 @@ class Recommender:
                 where = "in the shop" if key.endswith(":all") else f"in {key.split(':cat:', 1)[1]}"
                 code = "TRENDING" if kind == "trending" else "POPULAR"
                 pool.merge(kind, listed[:LIST_CUT], code, f"{kind} {where}", weight=0.5)
-        ranked = self._rank(history, rows, pool, filt, bought, report)
+        ranked = self._rank(history, rows, pool, filt, bought, report, self._arm(user_id or session_id or ""))
         items = fill_to_k(self.store, ranked, k, filt, bought, max_per_category, report)
+        self._record(user_id, report, items)
         return RecsResult(items, len(pool), report)
 
     def similar(self, product_id: str, k: int, user_id: str | None, filt: ProductFilter) -> RecsResult:
@@ -121,13 +142,28 @@ class Recommender:
         )
         model_history = [product_id, *[p for p in history if p != product_id]]
         rows = self.store.products(model_history[1:])  # no "because you viewed <the anchor>" reason
-        ranked = self._rank(model_history, rows, pool, filt, bought, report)
-        return RecsResult(fill_to_k(self.store, ranked, k, filt, bought, 0, report), len(pool), report)
+        ranked = self._rank(model_history, rows, pool, filt, bought, report, self._arm(user_id or ""))
+        items = fill_to_k(self.store, ranked, k, filt, bought, 0, report)
+        self._record(user_id or "", report, items)
+        return RecsResult(items, len(pool), report)
 
     def search(self, query: str, k: int, user_id: str | None, filt: ProductFilter, offset: int = 0) -> RecsResult:
         return self.searcher.search(query, k, user_id, filt, offset)
 
     # -- steps ---------------------------------------------------------------------------------
+    def _arm(self, unit_id: str) -> int | None:
+        """The recs_ranker version of a traffic split for this shopper (sticky per user, or per storefront
+        session; otherwise per request), or None when there is no split."""
+        if self.splits is None:
+            return None
+        return self.splits.version_for(RECS_RANKER, unit_id or uuid.uuid4().hex)
+
+    def _record(self, user_id: str, report: ServingReport, items: list[ScoredItem]) -> None:
+        """Records what a known shopper was shown and which ranker version ranked it (None: a fallback order)."""
+        if self.served is not None and user_id:
+            version = report.model_version if report.model_name == RECS_RANKER else None
+            self.served.record(user_id, version or None, [it.product.product_id for it in items])
+
     def _ann(self, vector: np.ndarray, report: ServingReport) -> list[tuple[str, float]]:
         return read_source(report, self.service_name, "ann", lambda: self.store.nearest_to_vector(vector, ANN_LIMIT))
 
@@ -149,6 +185,7 @@ class Recommender:
         filt: ProductFilter,
         bought: set[str],
         report: ServingReport,
+        version: int | None = None,
     ) -> list[ScoredItem]:
         """The eligible candidates, the head scored by the ranker in one call (fusion order when it is down or
         the user has no history), the rest after them in fusion order."""
@@ -159,7 +196,7 @@ class Recommender:
         if history and head:
             ids = [p.product_id for p in head]
             vectors = self.store.embeddings(history[: ranker_call.MAX_HISTORY] + ids)
-            out = ranker_call.rank(self.triton, history, ids, vectors, report)
+            out = ranker_call.rank(self.triton, history, ids, vectors, report, version)
             if out is None:
                 report.degrade(self.service_name, "retrieval_fusion", "recs_ranker unavailable; ranked by fusion")
         scores = out.scores.tolist() if out is not None else [pool[p.product_id].fused for p in head]

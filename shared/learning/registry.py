@@ -2,10 +2,13 @@
 
 The Triton repository holds ``<repo>/<model>/<N>/`` folders (model.py, hf/, meta.json); the ``model_versions``
 table records every version with its params, metrics, dataset and status
-(training -> candidate -> serving -> retired, or failed). A version folder appears only complete: it is built in
-``<model>/.tmp-<uuid>/``, fsynced, then renamed. Triton runs in explicit model-control mode with
-``version_policy latest 1``, so loading a model makes its newest folder serve, and a failed load keeps the
-old version serving; folders that failed or were rolled back are renamed aside (``.failed-<N>``, ``.retired-<N>``).
+(training -> candidate -> serving -> retired, or failed; or rejected by the evaluation gate, gate.py). A version
+folder appears only complete: it is built in ``<model>/.tmp-<uuid>/``, fsynced, then renamed. Triton runs in
+explicit model-control mode with ``version_policy latest 1``, so loading a model makes its newest folder serve,
+and a failed load keeps the old version serving; folders that failed, were rolled back or were rejected by the gate
+are renamed aside (``.failed-<N>``, ``.retired-<N>``, ``.rejected-<N>``). A traffic split (traffic.py) serves
+several versions at once: ``serve_versions`` writes ``version_policy specific`` for them and loads, warms up and
+checks each before any arm is written; a deploy or rollback puts ``latest 1`` back and ends the split.
 """
 
 from __future__ import annotations
@@ -26,14 +29,15 @@ import numpy as np
 from sqlalchemy import Engine, func, insert, select, text, update
 
 from shared.core.errors import FailedPrecondition, ModelUnavailable
-from shared.core.model_catalog import CTR_MODEL, EMBEDDING_DIM, RECS_RANKER, TEXT_ENCODER
+from shared.core.model_catalog import CTR_MODEL, EMBEDDING_DIM, RECS_RANKER, REPLY_GENERATOR, TEXT_ENCODER
 from shared.core.settings import PROJECT_ROOT
 from shared.inference.client import ModelControl
-from shared.inference.triton_client import config_for_instance_kind
+from shared.inference.triton_client import config_for_instance_kind, write_version_policy
 from shared.store.schema import ModelVersion
+from shared.store.traffic_arms import active_arms, end_split
 
 log = logging.getLogger(__name__)
-Backend = Literal["text_encoder", "sequence_classifier", "tabular"]
+Backend = Literal["text_encoder", "sequence_classifier", "tabular", "causal_lm"]
 _INFERENCE = Path(__file__).resolve().parents[1] / "inference"
 # the Triton model.py copied into a version of each backend kind: transformers models read hf/ (and compute what
 # the config's outputs ask for), tabular models load a TorchScript module
@@ -41,10 +45,11 @@ MODEL_PY: dict[str, Path] = {
     "text_encoder": _INFERENCE / "backend_model.py",
     "sequence_classifier": _INFERENCE / "backend_model.py",
     "tabular": _INFERENCE / "tabular_backend.py",
+    "causal_lm": _INFERENCE / "reply_backend.py",  # decoupled: streams one response per generated piece
 }
 BACKEND_RUNTIME = _INFERENCE / "backend_runtime.py"  # the backends' shared start-up, copied beside model.py
 COMMITTED_REPOSITORY = PROJECT_ROOT / "triton_models"  # holds the config.pbtxt of every model
-_ASIDE = re.compile(r"^\.(?:retired|failed)-(\d+)")
+_ASIDE = re.compile(r"^\.(?:retired|failed|rejected)-(\d+)")
 WARMUP_TEXT = "warm up request"
 
 
@@ -281,11 +286,13 @@ def _warm_up_and_verify(client: ModelControl, model_name: str, version: int) -> 
         client.embed([WARMUP_TEXT])
     elif model_name in TENSOR_WARMUP:
         inputs, outputs = TENSOR_WARMUP[model_name]()
-        answered = client.infer(model_name, inputs, outputs)
+        answered = client.infer(model_name, inputs, outputs, model_version=version)
         if answered.model_version and answered.model_version != version:
             raise ModelUnavailable(model_name, f"answered as v{answered.model_version}, expected v{version}")
+    elif model_name == REPLY_GENERATOR:
+        _generator_warmup(client, model_name, version)
     else:
-        result = client.classify(model_name, [WARMUP_TEXT])
+        result = client.classify(model_name, [WARMUP_TEXT], model_version=version)
         if result.model_version and result.model_version != version:
             raise ModelUnavailable(model_name, f"answered as v{result.model_version}, expected v{version}")
     ready = client.ready_versions(model_name)
@@ -293,12 +300,29 @@ def _warm_up_and_verify(client: ModelControl, model_name: str, version: int) -> 
         raise ModelUnavailable(model_name, f"v{version} not ready after load (ready: {ready})")
 
 
+def _generator_warmup(client: ModelControl, model_name: str, version: int) -> None:
+    """A decoupled model answers only on a stream: generate a few tokens and check which version sent them."""
+    generate = getattr(client, "generate", None)  # shared.inference.generation.TextGenerator
+    if generate is None:
+        return
+    answered = {piece.model_version for piece in generate(model_name, WARMUP_TEXT, 4, 60.0)} - {0}
+    if answered and answered != {version}:
+        raise ModelUnavailable(model_name, f"answered as v{sorted(answered)}, expected v{version}")
+
+
 def deploy(
-    client: ModelControl, engine: Engine, model_name: str, version: int, instance_kind: str, repo: Path
+    client: ModelControl,
+    engine: Engine,
+    model_name: str,
+    version: int,
+    instance_kind: str,
+    repo: Path,
+    keep_split: bool = False,
 ) -> PublishedVersion:
     """Loads ``model_name`` into Triton from ``repo`` (its newest folder, which must be ``version``), warms it up
     with one request, checks that ``version`` serves, then marks it ``serving`` and the previous serving row
-    ``retired``.
+    ``retired``. A traffic split of the model ends (this version answers everything), unless ``keep_split`` and
+    ``version`` is one of its arms: then every arm's version is loaded again (a platform restart).
 
     If the load fails, the version is marked ``failed``, its folder is renamed to ``.failed-<N>`` (so no later
     load or restart picks it up) and the previous version keeps serving; ModelUnavailable is raised."""
@@ -307,8 +331,15 @@ def deploy(
     if newest != version:
         raise FailedPrecondition(f"{model_name}: can only deploy the newest folder v{newest}, asked for v{version}")
     path = model_dir / str(version)
+    split = sorted(a.version for a in active_arms(engine, model_name))
+    if keep_split and version in split and len(split) > 1:
+        serve_versions(client, engine, model_name, split, instance_kind, repo)
+        return PublishedVersion(model_name, version, path, _registry_row(engine, model_name, version, path))
     registry_id = _registry_row(engine, model_name, version, path)
+    config = model_dir / "config.pbtxt"
+    config_before = config.read_text()
     try:
+        write_version_policy(config, None)  # one version: the newest folder
         _load(client, model_dir, instance_kind)
         _warm_up_and_verify(client, model_name, version)
     except ModelUnavailable as exc:
@@ -316,13 +347,86 @@ def deploy(
         os.rename(path, aside)
         _set_status(engine, registry_id, "failed", path=str(aside))
         log.error("%s v%d failed to load, moved to %s: %s", model_name, version, aside, exc)
-        _reload_previous(client, model_name, model_dir, instance_kind)
+        _write_config(config, config_before)  # a running split keeps its versions, now and after a restart
+        _reload_previous(client, model_name, model_dir, instance_kind, version)
         raise ModelUnavailable(
             model_name, f"v{version} failed to deploy ({exc.message}); previous version kept"
         ) from exc
+    if split:
+        end_split(engine, model_name)  # this version now answers every request
     _mark_serving(engine, model_name, registry_id)
     log.info("%s v%d serving (%s)", model_name, version, instance_kind)
     return PublishedVersion(model_name, version, path, registry_id)
+
+
+def serve_versions(
+    client: ModelControl, engine: Engine, model_name: str, versions: list[int], instance_kind: str, repo: Path
+) -> list[int]:
+    """Makes Triton serve exactly ``versions`` of a model at once (the arms of a traffic split): ``version_policy
+    specific`` in the repository's config.pbtxt, one explicit load, then every version warmed up and checked by
+    asking it by number; only then are their rows marked ``serving`` (the others serving before: ``retired``).
+
+    If a version fails to load or to answer, the versions served before are loaded again where the attempt changed
+    what served, and the previous config is written back, so what served before keeps serving; ModelUnavailable is
+    raised (the caller writes no arm for it). With one version left, newer folders are set aside as retired and the
+    policy is ``latest 1`` again: the registry's single-version rule (the newest folder serves) holds after a
+    restart too."""
+    model_dir = Path(repo).resolve() / model_name
+    wanted = sorted(set(versions))
+    missing = [v for v in wanted if not (model_dir / str(v)).is_dir()]
+    if not wanted or missing:
+        raise FailedPrecondition(f"versions: {model_name} has no version folder for {missing or 'none asked'}")
+    if model_name == TEXT_ENCODER and len(wanted) > 1:
+        raise FailedPrecondition(f"versions: {TEXT_ENCODER} serves one version (stored embeddings come from one)")
+    config = model_dir / "config.pbtxt"
+    config_before = config.read_text()
+    served_before = _ready_or_none(client, model_name)
+    failing = "+".join(f"v{v}" for v in wanted)  # a load fails as a whole; Triton's message names the version
+    try:
+        write_version_policy(config, wanted)
+        if served_before != wanted:  # only the shares changed: no reload, the versions are checked again below
+            _load(client, model_dir, instance_kind)
+        for version in wanted:
+            failing = f"v{version}"
+            _warm_up_and_verify(client, model_name, version)
+    except ModelUnavailable as exc:
+        if served_before and _ready_or_none(client, model_name) != served_before:
+            try:  # exactly what served before (under ``latest 1`` a reload would pick the newest folder)
+                write_version_policy(config, served_before)
+                _load(client, model_dir, instance_kind)
+            except ModelUnavailable as again:
+                log.error("%s: reloading the versions served before failed too: %s", model_name, again)
+        _write_config(config, config_before)
+        raise ModelUnavailable(
+            model_name, f"{failing} failed to serve ({exc.message}); the versions served before keep serving"
+        ) from exc
+    if len(wanted) == 1:
+        for newer in (v for v in _folder_versions(model_dir) if v > wanted[0]):
+            set_aside(engine, repo, model_name, newer, "retired")
+        write_version_policy(config, None)
+    ids = [_registry_row(engine, model_name, v, model_dir / str(v)) for v in wanted]
+    with engine.begin() as conn:
+        conn.execute(
+            update(ModelVersion)
+            .where(ModelVersion.model_name == model_name, ModelVersion.status == "serving", ModelVersion.id.not_in(ids))
+            .values(status="retired")
+        )
+        conn.execute(update(ModelVersion).where(ModelVersion.id.in_(ids)).values(status="serving"))
+    log.info("%s serving v%s at once (%s)", model_name, wanted, instance_kind)
+    return wanted
+
+
+def _ready_or_none(client: ModelControl, model_name: str) -> list[int] | None:
+    try:
+        return client.ready_versions(model_name)
+    except ModelUnavailable:
+        return None
+
+
+def _write_config(config: Path, content: str) -> None:
+    tmp = config.with_name(f".{config.name}.tmp-{uuid.uuid4().hex}")
+    tmp.write_text(content)
+    os.replace(tmp, config)
 
 
 def _unique_aside(model_dir: Path, kind: str, version: int) -> Path:
@@ -330,9 +434,20 @@ def _unique_aside(model_dir: Path, kind: str, version: int) -> Path:
     return aside if not aside.exists() else model_dir / f".{kind}-{version}-{uuid.uuid4().hex[:8]}"
 
 
-def _reload_previous(client: ModelControl, model_name: str, model_dir: Path, instance_kind: str) -> None:
-    """After a failed load the old version normally still serves; if the server lost it, load what is newest now."""
-    if client.is_model_ready(model_name) or latest_version(model_dir.parent, model_name) is None:
+def _reload_previous(
+    client: ModelControl, model_name: str, model_dir: Path, instance_kind: str, failed: int | None = None
+) -> None:
+    """After a failed load the old version normally still serves; if the server lost it, or the failed version
+    loaded but failed its warm-up (and so still answers), load the repository's versions again (the failed folder
+    is set aside by now). Triton keeps a version that failed to load in its index as UNAVAILABLE; the server runs
+    with ``--strict-readiness=false`` so that this does not report the whole server unready."""
+    if latest_version(model_dir.parent, model_name) is None:
+        return
+    try:
+        still_loaded = failed is not None and failed in client.ready_versions(model_name)
+    except ModelUnavailable:
+        still_loaded = False
+    if client.is_model_ready(model_name) and not still_loaded:
         return
     try:
         _load(client, model_dir, instance_kind)
@@ -356,6 +471,8 @@ def rollback(
     current_id = _registry_row(engine, model_name, current, None)
     previous_id = _registry_row(engine, model_name, previous, model_dir / str(previous))
     _set_status(engine, current_id, "retired", path=str(aside))
+    write_version_policy(model_dir / "config.pbtxt", None)
+    end_split(engine, model_name)  # a split's arm may be the folder set aside: one version serves again
     if client is not None:
         _load(client, model_dir, instance_kind)
         _warm_up_and_verify(client, model_name, previous)
@@ -366,9 +483,83 @@ def rollback(
     return previous
 
 
+def set_aside(
+    engine: Engine, repo: Path, model_name: str, version: int, status: Literal["rejected", "retired"], **values: Any
+) -> Path:
+    """Renames a version folder to ``.<status>-<N>`` (out of Triton's sight: no load or restart picks it up) and
+    sets its registry row to ``status`` with ``values``; returns where the folder went."""
+    model_dir = Path(repo).resolve() / model_name
+    path = model_dir / str(version)
+    registry_id = _registry_row(engine, model_name, version, path if path.is_dir() else None)
+    aside = _unique_aside(model_dir, status, version)
+    if path.is_dir():
+        os.rename(path, aside)
+        _fsync_dir(model_dir)
+    else:
+        aside = path
+    _set_status(engine, registry_id, status, path=str(aside), **values)
+    return aside
+
+
+def restore_version(engine: Engine, repo: Path, model_name: str, version: int) -> Path:
+    """Makes ``version`` the newest folder again, to be deployed: a set-aside folder (rejected, retired) is renamed
+    back to ``<N>/`` and every newer version folder is set aside as retired."""
+    model_dir = Path(repo).resolve() / model_name
+    final = model_dir / str(version)
+    if not final.is_dir():
+        candidates = sorted(
+            (p for p in model_dir.glob(f".*-{version}*") if (m := _ASIDE.match(p.name)) and int(m.group(1)) == version),
+            key=lambda p: p.stat().st_mtime,
+        )
+        if not candidates:
+            raise FailedPrecondition(f"version: {model_name} v{version} has no folder in {model_dir}")
+        os.rename(candidates[-1], final)
+    for newer in (v for v in _folder_versions(model_dir) if v > version):
+        set_aside(engine, repo, model_name, newer, "retired")
+    _fsync_dir(model_dir)
+    with engine.begin() as conn:
+        conn.execute(
+            update(ModelVersion)
+            .where(ModelVersion.model_name == model_name, ModelVersion.version == version)
+            .values(path=str(final), status="candidate")  # deploy makes it serving
+        )
+    return final
+
+
+def sweep_abandoned(engine: Engine, repo: Path, model_name: str, older_than_s: float = 3600.0) -> list[int]:
+    """What a publish that died half-way (a killed worker) left: ``training`` rows are marked ``failed`` and
+    ``.tmp-`` folders removed, both only when older than ``older_than_s`` (a publish takes seconds to minutes; a
+    younger one may belong to a publish still running). Returns the versions marked failed."""
+    cutoff = datetime.now(UTC).timestamp() - older_than_s
+    model_dir = Path(repo).resolve() / model_name
+    if model_dir.is_dir():
+        for child in model_dir.iterdir():
+            if child.name.startswith(".tmp-") and child.is_dir() and child.stat().st_mtime < cutoff:
+                shutil.rmtree(child, ignore_errors=True)
+                log.warning("%s: removed %s, left by a publish that died", model_name, child.name)
+    with engine.begin() as conn:
+        failed = conn.execute(
+            update(ModelVersion)
+            .where(
+                ModelVersion.model_name == model_name,
+                ModelVersion.status == "training",
+                ModelVersion.created_at < datetime.fromtimestamp(cutoff, UTC),
+            )
+            .values(status="failed", metrics=ModelVersion.metrics.op("||")(_ABANDONED))
+            .returning(ModelVersion.version)
+        ).scalars()
+        versions = sorted(failed)
+    if versions:
+        log.warning("%s: versions %s were left training by a run that died; marked failed", model_name, versions)
+    return versions
+
+
+_ABANDONED = func.jsonb_build_object("error", "abandoned: the run that was publishing it died")
+
+
 def registry_rows(engine: Engine, model_name: str) -> list[dict[str, Any]]:
-    """Every registry row of a model, newest first. Nothing gates a deploy on these metrics: ``deploy`` and the
-    retrain job put any version that loads and answers into service; the rows are its record."""
+    """Every registry row of a model, newest first: what was trained, on which data, with what code, how it
+    scored and what the evaluation gate decided (gate.py)."""
     with engine.connect() as conn:
         rows = (
             conn.execute(

@@ -66,9 +66,9 @@ def test_200_candidates_in_one_request_match_the_local_module(data_engine, tmp_p
         sent: list[int] = []
         original = client._send
 
-        def counting(model_name, tensors, outputs):
+        def counting(model_name, tensors, outputs, model_version=None):
             sent.append(tensors[0].shape()[0])
-            return original(model_name, tensors, outputs)
+            return original(model_name, tensors, outputs, model_version)
 
         client._send = counting  # observes the wire calls; the real server answers
         result = client.infer(CTR_MODEL, inputs, ["PROB", "CONTRIB"])

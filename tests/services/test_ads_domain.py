@@ -226,8 +226,8 @@ def test_served_ads_are_recorded_with_their_gsp_prices_in_one_call():
     store = three_ads_store()
     result = ranker(store, PCTRS).rank(AdRequest("u1", "home_top", max_ads=3))
     assert store.served == [
-        [ServedAd(a.impression_id, a.ad.ad_id, "camp-ok", "u1", a.price_micros) for a in result.ads]
-    ]
+        [ServedAd(a.impression_id, a.ad.ad_id, "camp-ok", "u1", a.price_micros, 3) for a in result.ads]
+    ]  # 3: the version FakeInference answers as, recorded with each served ad
     assert [s.price_micros for s in store.served[0]] == [600_001, 1_000_001, 1]
     assert result.serving.notes == []  # a known shopper is not anonymous
 
@@ -312,9 +312,9 @@ def test_max_candidates_are_scored_with_one_feature_read_and_contributions_only_
     client = FakeInference(tensors={CTR_MODEL: pctr_by_ad({"ad-150": 0.5, "ad-007": 0.4}, contrib={"ad": 0.9})})
     answer, asked = client.infer, []
 
-    def recording(model: str, inputs: dict[str, np.ndarray], outputs: list[str]):
+    def recording(model: str, inputs: dict[str, np.ndarray], outputs: list[str], model_version: int | None = None):
         asked.append(outputs)
-        return answer(model, inputs, outputs)
+        return answer(model, inputs, outputs, model_version)
 
     client.infer = recording  # type: ignore[method-assign]
     result = AdRanker(store, client, now=lambda: NOON).rank(AdRequest("u1", "home_top", max_ads=2))
@@ -330,10 +330,10 @@ def test_ads_are_served_without_model_reasons_when_the_contributions_call_fails(
     client = FakeInference(tensors={CTR_MODEL: pctr_by_ad({"ad-2": 0.5}, contrib={"ad": 0.9})})
     answer = client.infer
 
-    def prob_only(model: str, inputs: dict[str, np.ndarray], outputs: list[str]):
+    def prob_only(model: str, inputs: dict[str, np.ndarray], outputs: list[str], model_version: int | None = None):
         if "CONTRIB" in outputs:
             raise ModelUnavailable(model, "unloaded between the two calls")
-        return answer(model, inputs, outputs)
+        return answer(model, inputs, outputs, model_version)
 
     client.infer = prob_only  # type: ignore[method-assign]
     result = AdRanker(store, client, now=lambda: NOON).rank(AdRequest("u1", "home_top", max_ads=1))
