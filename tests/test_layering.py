@@ -60,7 +60,9 @@ def test_module_respects_the_layering(module: str, path: Path) -> None:
         assert not any(_under(n, "grpc") or _under(n, "protos") for n in imported), f"{module} imports gRPC/protos"
 
 
-@pytest.mark.parametrize("backend", ["backend_model.py", "tabular_backend.py", "backend_runtime.py"])
+@pytest.mark.parametrize(
+    "backend", ["backend_model.py", "tabular_backend.py", "reply_backend.py", "backend_runtime.py"]
+)
 def test_triton_backend_imports_nothing_of_the_platform(backend: str) -> None:
     path = PROJECT_ROOT / "shared" / "inference" / backend
     imported = _imports(path)

@@ -15,9 +15,10 @@ from typing import Protocol
 from services.chat.conversations import ConversationInfo, NewTurn
 from services.chat.dialogue import DialogueState, handoff_summary
 from services.chat.entities import ProductMatch, extract, match_products
+from services.chat.reply_generator import ReplyPhraser
 from services.chat.routes import HANDOFF_BELOW, OUT_OF_SCOPE, route
 from services.chat.tools import FaqHit, Order, ProductFacts
-from services.chat.turn import Reply, TurnContext
+from services.chat.turn import Answer, Reply, TurnContext
 from services.serving import ServingReport
 from shared.core.errors import ModelUnavailable, NotFound
 from shared.core.model_catalog import INTENT_CLASSIFIER
@@ -74,6 +75,7 @@ class Assistant:
         catalog: Catalog | None = None,
         service_name: str = "chat",
         today: Callable[[], date] = lambda: datetime.now(UTC).date(),
+        phraser: ReplyPhraser | None = None,
     ):
         self.conversations = conversations
         self.orders = orders
@@ -84,6 +86,7 @@ class Assistant:
         self.catalog = catalog
         self.service_name = service_name
         self.today = today
+        self.phraser = phraser  # None: answers go out as their templates (ECOMAI_CHAT_GENERATOR=template)
 
     def respond(self, conversation_id: str | None, user_id: str, message: str) -> Iterator[str | Reply]:
         """Yields the reply's text pieces as they are produced, then the Reply. ``user_id`` must be the verified
@@ -108,12 +111,19 @@ class Assistant:
             except StopIteration as done:
                 reply: Reply = done.value
                 break
-            pieces.append(piece)
-            yield piece
+            for text in self._phrase(ctx, piece) if isinstance(piece, Answer) else (piece,):
+                pieces.append(text)
+                yield text
         reply.text = "".join(pieces)
         reply.serving = ctx.report
         self._record(ctx, reply)
         yield reply
+
+    def _phrase(self, ctx: TurnContext, answer: Answer) -> Iterator[str]:
+        """An answer from tool results: phrased by the generator when one is configured, else its template."""
+        if self.phraser is None:
+            return iter((answer.template,))
+        return self.phraser.phrase(ctx, answer)
 
     def _record(self, ctx: TurnContext, reply: Reply) -> None:
         """Stores both turns and the new dialogue state (version-checked: a concurrent turn makes this one fail)."""
@@ -131,7 +141,11 @@ class Assistant:
         elif reply.handoff:
             reply.handoff_summary = ctx.conv.handoff_summary or ""
         self.conversations.save_state(conv_id, ctx.conv.version, ctx.state.to_json(), summary)
-        metadata = {"actions": [a[0] for a in reply.actions], "sources": [s[1] for s in reply.sources]}
+        metadata = {
+            "actions": [a[0] for a in reply.actions],
+            "sources": [s[1] for s in reply.sources],
+            "models": ctx.models,  # the versions that produced this reply: what a thumbs up/down is about
+        }
         status = "handoff" if reply.handoff else None
         reply_id = self.conversations.append(
             conv_id, NewTurn("assistant", reply.text, metadata=metadata, status=status)
@@ -150,6 +164,7 @@ class Assistant:
             return
         ctx.report.model_name = INTENT_CLASSIFIER
         ctx.report.model_version = int(getattr(result, "model_version", 0) or 0)
+        ctx.models[INTENT_CLASSIFIER] = ctx.report.model_version
         ctx.intent, ctx.confidence = str(result.labels[0]), float(max(result.probs[0]))
 
     def match_products(self, message: str) -> list[ProductMatch]:

@@ -8,13 +8,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from services.chat.reply_prompt import order_facts
 from services.chat.tools import Order
-from services.chat.turn import FAQ_MIN_SCORE, Reply, Streamed, TurnContext
+from services.chat.turn import FAQ_MIN_SCORE, Answer, Reply, Streamed, TurnContext
 
 if TYPE_CHECKING:
     from services.chat.assistant import Assistant
 
 ACTION_TYPES = {"return_request": "RETURN_REQUESTED", "cancel_order": "CANCEL_ORDER"}
+CHANGES = {  # intent -> (the statuses it applies to, the status it sets)
+    "return_request": (("delivered",), "return_requested"),
+    "cancel_order": (("placed",), "cancelled"),
+}
 
 
 def act_on_order(a: Assistant, ctx: TurnContext, order_id: str) -> Streamed:
@@ -36,33 +41,13 @@ def act_on_order(a: Assistant, ctx: TurnContext, order_id: str) -> Streamed:
         )
         return Reply(ctx.conv, "", ctx.intent, ctx.confidence)
     source = [("order", order.order_id, ", ".join(order.items[:3]) or order.order_id)]
-    status = order.status
-    if ctx.intent == "return_request":
-        if a.orders.set_status(ctx.user_id, order.order_id, ("delivered",), "return_requested"):
-            status = "return_requested"
-            text = (
-                f"I've opened a return for order {order.order_id}. You'll get a prepaid label by email; "
-                "the refund is issued once the item arrives back."
-            )
-        elif status == "return_requested":
-            text = f"A return for order {order.order_id} is already open."
-        else:
-            text = f"Order {order.order_id} is {_words(status)}; returns open once it is delivered."
-    elif ctx.intent == "cancel_order":
-        if a.orders.set_status(ctx.user_id, order.order_id, ("placed",), "cancelled"):
-            status = "cancelled"
-            text = f"Order {order.order_id} is cancelled; any payment will be refunded in 3-5 business days."
-        else:
-            text = f"Order {order.order_id} is {_words(status)} and can no longer be cancelled."
-    elif ctx.intent == "refund_status":
-        text = {
-            "refunded": f"Order {order.order_id} has been refunded.",
-            "return_requested": f"The return of order {order.order_id} is open; the refund follows once "
-            "the item arrives back.",
-        }.get(status, f"Order {order.order_id} has no refund in progress (status: {_words(status)}).")
-    else:
-        text = order_status_text(order)
-    yield text
+    status, changed = order.status, False
+    if ctx.intent in CHANGES:
+        from_statuses, to_status = CHANGES[ctx.intent]
+        changed = a.orders.set_status(ctx.user_id, order.order_id, from_statuses, to_status)
+        status = to_status if changed else status
+    text = answer_text(ctx.intent, order, status, changed)
+    yield Answer(text, order_facts(order, status))  # a generator may phrase it, from these facts only
     action = ACTION_TYPES.get(ctx.intent, "ORDER_STATUS")
     return Reply(
         ctx.conv,
@@ -72,6 +57,30 @@ def act_on_order(a: Assistant, ctx: TurnContext, order_id: str) -> Streamed:
         sources=source,
         actions=[(action, order.order_id, {"status": status})],
     )
+
+
+def answer_text(intent: str, order: Order, status: str, changed: bool) -> str:
+    """The template answer about ``order`` (now in ``status``; ``changed`` when this turn's action moved it)."""
+    if intent == "return_request":
+        if changed:
+            return (
+                f"I've opened a return for order {order.order_id}. You'll get a prepaid label by email; "
+                "the refund is issued once the item arrives back."
+            )
+        if status == "return_requested":
+            return f"A return for order {order.order_id} is already open."
+        return f"Order {order.order_id} is {_words(status)}; returns open once it is delivered."
+    if intent == "cancel_order":
+        if changed:
+            return f"Order {order.order_id} is cancelled; any payment will be refunded in 3-5 business days."
+        return f"Order {order.order_id} is {_words(status)} and can no longer be cancelled."
+    if intent == "refund_status":
+        return {
+            "refunded": f"Order {order.order_id} has been refunded.",
+            "return_requested": f"The return of order {order.order_id} is open; the refund follows once "
+            "the item arrives back.",
+        }.get(status, f"Order {order.order_id} has no refund in progress (status: {_words(status)}).")
+    return order_status_text(order)
 
 
 def ask_which_order(a: Assistant, ctx: TurnContext, with_policy: bool = True) -> Streamed:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from services.chat.entities import search_query
-from services.chat.turn import Reply, Streamed, TurnContext
+from services.chat.reply_prompt import product_facts
+from services.chat.turn import Answer, Reply, Streamed, TurnContext
 
 if TYPE_CHECKING:
     from services.chat.assistant import Assistant
@@ -27,10 +28,11 @@ def products(a: Assistant, ctx: TurnContext) -> Streamed:
         facts = a.catalog.facts(named[0].product_id) if named and a.catalog is not None else None
         if facts is not None:
             stock = "in stock" if facts.in_stock else "out of stock right now"
-            yield (
+            template = (
                 f"{facts.title} by {facts.brand}: {facts.price_micros / 1e6:.2f} {facts.currency}, {stock}. "
                 f"{facts.description}".strip()
             )
+            yield Answer(template, product_facts(facts))
             return Reply(ctx.conv, "", ctx.intent, ctx.confidence, sources=[("product", facts.product_id, facts.title)])
     query = search_query(ctx.message)
     limit = f" {price.describe()}" if price is not None else ""

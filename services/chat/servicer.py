@@ -3,7 +3,8 @@ forwards each piece of the reply the moment the assistant produces it.
 
 The customer is the token's: a ``user_id`` request field is only a cross-check (PERMISSION_DENIED when it names
 someone else), so no caller can act for another customer by naming them. The calling service itself is checked
-by ``shared.core.client_auth.ClientAuthInterceptor`` before a handler runs."""
+by ``shared.core.client_auth.ClientAuthInterceptor`` before a handler runs. RateReply takes no user_id at all:
+a thumbs up/down is always the token's customer's (services/chat/feedback.py)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,28 @@ from protos.chat.v1 import chat_pb2, chat_pb2_grpc
 from services import protomap
 from services.chat.assistant import Assistant, Reply
 from services.chat.conversations import ConversationInfo, ConversationStore
+from services.chat.feedback import MAX_COMMENT, ReplyFeedback
 from services.validation import bounded_int, bounded_text, optional_id, require_id
-from shared.core.errors import NotFound, PermissionDenied
+from shared.core.errors import InvalidArgument, NotFound, PermissionDenied
 from shared.core.identity import CUSTOMER_TOKEN_HEADER, verify_token
 
 ROLES = {"user": chat_pb2.ROLE_USER, "assistant": chat_pb2.ROLE_ASSISTANT, "agent": chat_pb2.ROLE_AGENT}
 MAX_MESSAGE = 2000
+RATINGS = {chat_pb2.RATING_UP: "up", chat_pb2.RATING_DOWN: "down"}
 
 
 class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
-    def __init__(self, assistant: Assistant, conversations: ConversationStore, identity_secret: bytes):
+    def __init__(
+        self,
+        assistant: Assistant,
+        conversations: ConversationStore,
+        identity_secret: bytes,
+        feedback: ReplyFeedback | None = None,
+    ):
         self.assistant = assistant
         self.conversations = conversations
         self.identity_secret = identity_secret
+        self.feedback = feedback or ReplyFeedback(conversations.engine)
 
     def _customer(self, context, claimed: str) -> str:
         """The verified customer of this call; ``claimed`` (a request's user_id) must be empty or equal it."""
@@ -73,6 +83,17 @@ class ChatServicer(chat_pb2_grpc.ChatServiceServicer):
         return chat_pb2.ListConversationsResponse(
             conversations=[_conversation(c) for c in self.conversations.list_for_user(user_id, limit)]
         )
+
+    def RateReply(self, request: chat_pb2.RateReplyRequest, context) -> chat_pb2.RateReplyResponse:
+        user_id = self._customer(context, "")
+        conversation_id = require_id("conversation_id", request.conversation_id)
+        reply_id = require_id("reply_id", request.reply_id)
+        rating = RATINGS.get(request.rating)
+        if rating is None:
+            raise InvalidArgument("rating", f"must be RATING_UP or RATING_DOWN, got {request.rating}")
+        comment = bounded_text("comment", request.comment, MAX_COMMENT, required=False)
+        stored = self.feedback.rate(user_id, conversation_id, reply_id, rating, comment)
+        return chat_pb2.RateReplyResponse(event_id=stored.event_id, replaced=stored.replaced, models=stored.models)
 
 
 def _conversation(info: ConversationInfo) -> chat_pb2.Conversation:

@@ -13,6 +13,16 @@ from services.serving import ServingReport
 FAQ_MIN_SCORE = 0.35  # cosine similarity an FAQ answer needs to be offered on its own
 
 
+@dataclass(frozen=True)
+class Answer:
+    """The part of a reply that answers from tool results. ``template`` says it in fixed words; ``facts`` are what
+    the tools returned, as (name, value) pairs: a generator (services/chat/reply_generator.py) may phrase the answer
+    from them instead, but may state no fact outside them, the customer's message and the template."""
+
+    template: str
+    facts: tuple[tuple[str, str], ...]
+
+
 @dataclass
 class Reply:
     """The outcome of a turn. ``text`` is the concatenation of every chunk streamed before it."""
@@ -42,6 +52,8 @@ class TurnContext:
     report: ServingReport
     intent: str = "unknown"
     confidence: float = 0.0
+    models: dict[str, int] = field(default_factory=dict)  # model -> version that shaped this reply (for feedback)
 
 
-Streamed = Generator[str, None, Reply]  # a route yields text pieces as they are produced and returns its Reply
+# a route yields text pieces (and Answers to phrase) as they are produced, and returns its Reply
+Streamed = Generator[str | Answer, None, Reply]

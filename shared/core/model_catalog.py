@@ -11,6 +11,9 @@ CTR_MODEL = "ctr_model"  # pCTR of an (user, ad, slot) impression
 RECS_RANKER = "recs_ranker"  # P(the user interacts next with this candidate | recent history)
 INTENT_CLASSIFIER = "intent_classifier"  # the chat assistant's intent of a message
 MODEL_NAMES = (TEXT_ENCODER, CTR_MODEL, RECS_RANKER, INTENT_CLASSIFIER)
+# chat replies phrased from tool results (decoupled, streamed); optional, so not trained by `ecomai train` with the
+# models above: shared/learning/reply_generator_job.py publishes it
+REPLY_GENERATOR = "reply_generator"
 
 EMBEDDING_DIM = 384  # the text encoder's output width = the embeddings table's vector width
 

@@ -401,7 +401,9 @@ def test_both_turns_are_logged_in_the_users_conversation():
         ("user", "where is A-1001?", "order_status"),
     ]
     assert [row[3] for row in logged[::2]] == pytest.approx([0.8, 0.7])
-    assert chat.conversations.turns[3].turn.metadata == {"actions": ["ORDER_STATUS"], "sources": ["A-1001"]}
+    metadata = chat.conversations.turns[3].turn.metadata
+    assert {k: metadata[k] for k in ("actions", "sources")} == {"actions": ["ORDER_STATUS"], "sources": ["A-1001"]}
+    assert set(metadata["models"]) == {"intent_classifier"}  # the versions a thumbs up/down on this reply rates
     assert {t.conversation_id for t in chat.conversations.turns} == {conv_id}
     history = chat.conversations.conversations[conv_id].state["history"]
     assert [h["role"] for h in history] == ["user", "assistant"] * 2

@@ -17,10 +17,19 @@ class Role(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ROLE_USER: _ClassVar[Role]
     ROLE_ASSISTANT: _ClassVar[Role]
     ROLE_AGENT: _ClassVar[Role]
+
+class Rating(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RATING_UNSPECIFIED: _ClassVar[Rating]
+    RATING_UP: _ClassVar[Rating]
+    RATING_DOWN: _ClassVar[Rating]
 ROLE_UNSPECIFIED: Role
 ROLE_USER: Role
 ROLE_ASSISTANT: Role
 ROLE_AGENT: Role
+RATING_UNSPECIFIED: Rating
+RATING_UP: Rating
+RATING_DOWN: Rating
 
 class Turn(_message.Message):
     __slots__ = ("role", "text", "intent", "confidence", "created_at")
@@ -144,3 +153,32 @@ class ListConversationsResponse(_message.Message):
     CONVERSATIONS_FIELD_NUMBER: _ClassVar[int]
     conversations: _containers.RepeatedCompositeFieldContainer[Conversation]
     def __init__(self, conversations: _Optional[_Iterable[_Union[Conversation, _Mapping]]] = ...) -> None: ...
+
+class RateReplyRequest(_message.Message):
+    __slots__ = ("conversation_id", "reply_id", "rating", "comment")
+    CONVERSATION_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLY_ID_FIELD_NUMBER: _ClassVar[int]
+    RATING_FIELD_NUMBER: _ClassVar[int]
+    COMMENT_FIELD_NUMBER: _ClassVar[int]
+    conversation_id: str
+    reply_id: str
+    rating: Rating
+    comment: str
+    def __init__(self, conversation_id: _Optional[str] = ..., reply_id: _Optional[str] = ..., rating: _Optional[_Union[Rating, str]] = ..., comment: _Optional[str] = ...) -> None: ...
+
+class RateReplyResponse(_message.Message):
+    __slots__ = ("event_id", "replaced", "models")
+    class ModelsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    EVENT_ID_FIELD_NUMBER: _ClassVar[int]
+    REPLACED_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    event_id: str
+    replaced: bool
+    models: _containers.ScalarMap[str, int]
+    def __init__(self, event_id: _Optional[str] = ..., replaced: _Optional[bool] = ..., models: _Optional[_Mapping[str, int]] = ...) -> None: ...

@@ -49,6 +49,11 @@ class ChatServiceStub:
                 request_serializer=protos_dot_chat_dot_v1_dot_chat__pb2.ListConversationsRequest.SerializeToString,
                 response_deserializer=protos_dot_chat_dot_v1_dot_chat__pb2.ListConversationsResponse.FromString,
                 _registered_method=True)
+        self.RateReply = channel.unary_unary(
+                '/chat.v1.ChatService/RateReply',
+                request_serializer=protos_dot_chat_dot_v1_dot_chat__pb2.RateReplyRequest.SerializeToString,
+                response_deserializer=protos_dot_chat_dot_v1_dot_chat__pb2.RateReplyResponse.FromString,
+                _registered_method=True)
 
 
 class ChatServiceServicer:
@@ -75,6 +80,13 @@ class ChatServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RateReply(self, request, context):
+        """Thumbs up/down on one of the customer's replies; rating it again replaces the earlier rating.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChatServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -92,6 +104,11 @@ def add_ChatServiceServicer_to_server(servicer, server):
                     servicer.ListConversations,
                     request_deserializer=protos_dot_chat_dot_v1_dot_chat__pb2.ListConversationsRequest.FromString,
                     response_serializer=protos_dot_chat_dot_v1_dot_chat__pb2.ListConversationsResponse.SerializeToString,
+            ),
+            'RateReply': grpc.unary_unary_rpc_method_handler(
+                    servicer.RateReply,
+                    request_deserializer=protos_dot_chat_dot_v1_dot_chat__pb2.RateReplyRequest.FromString,
+                    response_serializer=protos_dot_chat_dot_v1_dot_chat__pb2.RateReplyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,6 +192,33 @@ class ChatService:
             '/chat.v1.ChatService/ListConversations',
             protos_dot_chat_dot_v1_dot_chat__pb2.ListConversationsRequest.SerializeToString,
             protos_dot_chat_dot_v1_dot_chat__pb2.ListConversationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RateReply(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chat.v1.ChatService/RateReply',
+            protos_dot_chat_dot_v1_dot_chat__pb2.RateReplyRequest.SerializeToString,
+            protos_dot_chat_dot_v1_dot_chat__pb2.RateReplyResponse.FromString,
             options,
             channel_credentials,
             insecure,
