@@ -13,9 +13,10 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -24,6 +25,9 @@ from sqlalchemy import Engine, text
 from shared.core.model_catalog import MODEL_NAMES, REPLY_GENERATOR
 from shared.core.settings import Settings
 from shared.inference.client import ModelControl
+
+if TYPE_CHECKING:
+    from shared.inference.triton_server import TritonServer
 
 STARTED = time.perf_counter()
 SERVICE_NAMES = ("recs", "ads", "chat")  # recs first: chat calls it
@@ -87,7 +91,6 @@ def prepare_models(settings: Settings, url: str, triton_client: ModelControl) ->
     from shared.learning.embeddings_job import ENTITY_TYPES, refresh_embeddings
     from shared.learning.feature_jobs import materialize_features
     from shared.learning.recs_lists import materialize_recs_lists
-    from shared.learning.registry import deploy, latest_version
     from shared.learning.train import ensure_models
     from shared.store.engine import make_engine
 
@@ -100,34 +103,7 @@ def prepare_models(settings: Settings, url: str, triton_client: ModelControl) ->
             progress("trained: " + ", ".join(f"{m.model_name} v{m.version}" for m in ensured.made))
         for name, reason in ensured.skipped.items():
             progress(f"not serving {name} (its service degrades to a fallback): {reason}")
-        versions: dict[str, int] = {}
-        for name in MODEL_NAMES:
-            version = latest_version(settings.model_repository, name)
-            if version is not None:
-                versions[name] = version
-            elif name not in ensured.skipped:  # ensure_models trains or skips every missing model
-                raise RuntimeError(f"{name}: no version in {settings.model_repository} after training")
-        progress("loading into Triton: " + ", ".join(f"{n} v{v}" for n, v in versions.items()))
-        with ThreadPoolExecutor(len(versions)) as pool:  # each model loads in its own stub process
-            loads = [
-                pool.submit(
-                    deploy,
-                    triton_client,
-                    engine,
-                    name,
-                    version,
-                    settings.triton_instance_kind,
-                    repo=settings.model_repository,
-                    keep_split=True,  # a traffic split set before the restart serves every arm again
-                )
-                for name, version in versions.items()
-            ]
-            for load in loads:
-                served = load.result()
-                progress(f"{served.model_name} v{served.version} serving")
-        if settings.chat_generator == "triton":
-            served = serve_reply_generator(settings, engine, triton_client)
-            progress(f"{served.model_name} v{served.version} serving (chat replies phrased by it)")
+        load_models(settings, engine, triton_client, ensured.skipped)
         for entity in ENTITY_TYPES:  # products, FAQ entries and ads (the CTR model reads ad embeddings)
             count = refresh_embeddings(engine, triton_client, entity, missing_only=True)
             progress(f"{count} {entity} embeddings computed (missing ones only)")
@@ -136,6 +112,41 @@ def prepare_models(settings: Settings, url: str, triton_client: ModelControl) ->
         return ensured.skipped
     finally:
         engine.dispose()
+
+
+def load_models(settings: Settings, engine: Engine, triton_client: ModelControl, skipped: Collection[str] = ()) -> None:
+    """Loads the newest version of every model into Triton (every arm of a traffic split), each warmed up and
+    checked; ``skipped`` names the models that have no version on purpose (their services degrade)."""
+    from shared.learning.registry import deploy, latest_version
+
+    versions: dict[str, int] = {}
+    for name in MODEL_NAMES:
+        version = latest_version(settings.model_repository, name)
+        if version is not None:
+            versions[name] = version
+        elif name not in skipped:  # ensure_models trains or skips every missing model
+            raise RuntimeError(f"{name}: no version in {settings.model_repository} after training")
+    progress("loading into Triton: " + ", ".join(f"{n} v{v}" for n, v in versions.items()))
+    with ThreadPoolExecutor(max(1, len(versions))) as pool:  # each model loads in its own stub process
+        loads = [
+            pool.submit(
+                deploy,
+                triton_client,
+                engine,
+                name,
+                version,
+                settings.triton_instance_kind,
+                repo=settings.model_repository,
+                keep_split=True,  # a traffic split set before the restart serves every arm again
+            )
+            for name, version in versions.items()
+        ]
+        for load in loads:
+            served = load.result()
+            progress(f"{served.model_name} v{served.version} serving")
+    if settings.chat_generator == "triton":
+        served = serve_reply_generator(settings, engine, triton_client)
+        progress(f"{served.model_name} v{served.version} serving (chat replies phrased by it)")
 
 
 def serve_reply_generator(settings: Settings, engine: Engine, client: ModelControl):
@@ -255,7 +266,11 @@ def run_platform(settings: Settings) -> int:
                 wait_healthy(f"{settings.host}:{port}", 60, children[-1], settings)
                 progress(f"{name} service ready")
             _print_ready(settings, logs)
+            restart_after = 0.0
             while all(p.poll() is None for p in children):
+                if triton is not None and triton.exited() is not None and time.monotonic() >= restart_after:
+                    if not restart_triton(triton, settings, url):
+                        restart_after = time.monotonic() + TRITON_RESTART_BACKOFF_S
                 time.sleep(0.5)
             failed = [p.args for p in children if p.poll() is not None]
             progress(f"a child process exited: {failed}; stopping")
@@ -266,6 +281,42 @@ def run_platform(settings: Settings) -> int:
         finally:
             stop_children(children)
             progress("stopped")
+
+
+TRITON_RESTART_BACKOFF_S = 10.0
+
+
+def restart_triton(triton: TritonServer, settings: Settings, url: str) -> bool:
+    """Starts a Triton that died under ``ecomai run`` again and loads its models (explicit model control: a new
+    server serves nothing until told); the services answer from their fallbacks meanwhile and recover on their
+    own. gRPC shares one connection per address in a process, and it backs off for a second or two after the
+    dead server refused it: the loads wait until it answers.
+    Returns whether it serves again; a failure is retried after a back-off."""
+    from shared.inference.triton_client import TritonClient
+    from shared.store.engine import make_engine
+
+    progress(f"Triton exited (code {triton.exited()}); restarting it and loading the models")
+    triton.stop()  # reaps python-backend stubs left in its process group
+    engine = make_engine(url)
+    loader = None
+    try:
+        triton.start()
+        loader = TritonClient(settings.triton_grpc_url, max(settings.triton_timeout_s, 30))
+        waited = time.monotonic() + 60
+        while not loader.is_ready():  # the channel backs off a second or two after failing on the dead server
+            if time.monotonic() > waited:
+                raise TimeoutError(f"Triton's gRPC port {settings.triton_grpc_url} does not answer")
+            time.sleep(0.2)
+        load_models(settings, engine, loader, skipped=MODEL_NAMES)  # what has a version; the rest degrades
+    except Exception as exc:  # noqa: BLE001 - whatever failed, the platform stays up and tries again
+        progress(f"Triton restart failed, retrying in {TRITON_RESTART_BACKOFF_S:.0f}s: {exc}")
+        return False
+    finally:
+        if loader is not None:
+            loader.close()
+        engine.dispose()
+    progress("Triton serving again")
+    return True
 
 
 def _stop(signum, frame) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import atexit
 import os
 import signal
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -67,11 +68,20 @@ class TritonServer:
         return f"http://{self.settings.triton_host}:{self.settings.triton_http_port}/v2/health/ready"
 
     def is_ready(self) -> bool:
+        """HTTP answers ready and the gRPC port, where loads and inferences go, accepts connections (it opens a
+        moment after HTTP: a load sent in between is refused)."""
         try:
             with urllib.request.urlopen(self.ready_url, timeout=1) as reply:
-                return reply.status == 200
+                if reply.status != 200:
+                    return False
+            with socket.create_connection((self.settings.triton_host, self.settings.triton_grpc_port), timeout=1):
+                return True
         except OSError:
             return False
+
+    def exited(self) -> int | None:
+        """The exit code of a server this object started that is no longer running (killed, crashed), else None."""
+        return None if self.process is None else self.process.poll()
 
     def start(self, wait_ready_s: float = 60) -> TritonServer:
         if not self.binary.exists():

@@ -325,7 +325,9 @@ def deploy(
     ``version`` is one of its arms: then every arm's version is loaded again (a platform restart).
 
     If the load fails, the version is marked ``failed``, its folder is renamed to ``.failed-<N>`` (so no later
-    load or restart picks it up) and the previous version keeps serving; ModelUnavailable is raised."""
+    load or restart picks it up) and the previous version keeps serving; ModelUnavailable is raised. When Triton
+    itself stopped answering, the version is left as it is (the next load tries it again) and ModelUnavailable is
+    raised."""
     model_dir = Path(repo).resolve() / model_name
     newest = latest_version(model_dir.parent, model_name)
     if newest != version:
@@ -343,6 +345,11 @@ def deploy(
         _load(client, model_dir, instance_kind)
         _warm_up_and_verify(client, model_name, version)
     except ModelUnavailable as exc:
+        if not client.is_ready():  # Triton went away mid-load: not this version's fault, keep it for the next load
+            _write_config(config, config_before)
+            raise ModelUnavailable(
+                model_name, f"v{version} not deployed: Triton does not answer ({exc.message})"
+            ) from exc
         aside = _unique_aside(model_dir, "failed", version)
         os.rename(path, aside)
         _set_status(engine, registry_id, "failed", path=str(aside))
