@@ -68,7 +68,7 @@ def port_of(settings: Settings, name: str) -> int:
 def recs_channel(settings: Settings) -> grpc.Channel:
     """The chat service's channel to recs, calling as its own client; without a token for it, chat's product
     suggestions degrade (recs refuses them) but chat still answers."""
-    address = f"{settings.host}:{settings.recs_port}"
+    address = settings.recs_address or f"{settings.host}:{settings.recs_port}"
     if settings.chat_client_name not in load_credentials(settings).client_tokens:
         log.warning("no client token for %r: chat calls recs without one", settings.chat_client_name)
         return open_channel(address, settings, anonymous=True)

@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     ads_port: int = 50051
     recs_port: int = 50052
     chat_port: int = 50053
+    recs_address: str = Field(
+        default="", description="host:port the chat service calls recs at; empty = this host's recs_port"
+    )
     grpc_workers: int = 8
     metrics_port_offset: int = Field(default=1000, description="Prometheus metrics of a service at its port + this")
 
