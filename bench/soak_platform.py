@@ -88,6 +88,7 @@ class SoakPlatform:
         self.triton = TritonServer(self.settings, log_path=self.logs / "soak-triton.log").start(wait_ready_s=180)
         repo = Path(self.settings.model_repository)
         with TritonClient(self.settings.triton_grpc_url, timeout_s=60, model_repository=repo) as loader:
+            loader.wait_ready(180)
             kind = self.settings.triton_instance_kind
             with ThreadPoolExecutor(max(1, len(self.models))) as pool:  # each model loads in its own stub
                 for load in [pool.submit(loader.load_model, m, instance_kind=kind) for m in self.models]:

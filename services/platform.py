@@ -289,8 +289,7 @@ TRITON_RESTART_BACKOFF_S = 10.0
 def restart_triton(triton: TritonServer, settings: Settings, url: str) -> bool:
     """Starts a Triton that died under ``ecomai run`` again and loads its models (explicit model control: a new
     server serves nothing until told); the services answer from their fallbacks meanwhile and recover on their
-    own. gRPC shares one connection per address in a process, and it backs off for a second or two after the
-    dead server refused it: the loads wait until it answers.
+    own. The loads wait until the new server answers (``TritonClient.wait_ready``).
     Returns whether it serves again; a failure is retried after a back-off."""
     from shared.inference.triton_client import TritonClient
     from shared.store.engine import make_engine
@@ -302,11 +301,7 @@ def restart_triton(triton: TritonServer, settings: Settings, url: str) -> bool:
     try:
         triton.start()
         loader = TritonClient(settings.triton_grpc_url, max(settings.triton_timeout_s, 30))
-        waited = time.monotonic() + 60
-        while not loader.is_ready():  # the channel backs off a second or two after failing on the dead server
-            if time.monotonic() > waited:
-                raise TimeoutError(f"Triton's gRPC port {settings.triton_grpc_url} does not answer")
-            time.sleep(0.2)
+        loader.wait_ready()
         load_models(settings, engine, loader, skipped=MODEL_NAMES)  # what has a version; the rest degrades
     except Exception as exc:  # noqa: BLE001 - whatever failed, the platform stays up and tries again
         progress(f"Triton restart failed, retrying in {TRITON_RESTART_BACKOFF_S:.0f}s: {exc}")

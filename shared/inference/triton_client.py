@@ -180,6 +180,16 @@ class TritonClient:  # implements shared.inference.client.ModelControl
         except InferenceServerException:
             return False
 
+    def wait_ready(self, timeout_s: float = 60) -> None:
+        """Waits until the server answers on this client's address. A restarted server needs it even once its port
+        is open: gRPC shares one connection per address in a process, and after the old server refused it, it backs
+        off for a second or more before it connects again. Raises ModelUnavailable past ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        while not self.is_ready():
+            if time.monotonic() > deadline:
+                raise ModelUnavailable("server", f"Triton at {self.url} not ready after {timeout_s:.0f}s")
+            time.sleep(0.2)
+
     def is_model_ready(self, name: str, version: int | None = None) -> bool:
         try:
             return bool(

@@ -67,7 +67,8 @@ class Traffic:
 def start_triton(settings, log_path) -> TritonServer:
     server = TritonServer(settings, log_path=log_path).start(wait_ready_s=120)
     loader = TritonClient(settings.triton_grpc_url, timeout_s=60, model_repository=settings.model_repository)
-    try:  # start() returns once the gRPC port the loads go to accepts connections
+    try:
+        loader.wait_ready()  # the services' failed calls left this address's shared connection backing off
         for model in MODELS:
             loader.load_model(model, instance_kind=settings.triton_instance_kind)
     finally:
