@@ -279,6 +279,8 @@ def run_platform(settings: Settings) -> int:
             progress("stopping (Ctrl-C or SIGTERM)")
             return 0
         finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):  # a second Ctrl-C must not cut the clean-up short (Triton
+                signal.signal(sig, signal.SIG_IGN)  # and Postgres would be left running, holding their ports)
             stop_children(children)
             progress("stopped")
 

@@ -147,6 +147,14 @@ def _router(settings: Settings) -> Any:
     return route
 
 
+def transport_options(broker: str, settings: Settings) -> dict[str, Any]:
+    """Redis (and SQS) take a visibility timeout; kombu's SQLAlchemy transport hands its options to create_engine,
+    which refuses any it does not know (the worker would not start), so it gets none."""
+    if broker.startswith(("redis://", "rediss://", "sentinel://", "sqs://")):
+        return {"visibility_timeout": settings.broker_visibility_timeout_s}
+    return {}
+
+
 def make_celery(settings: Settings) -> PlatformCelery:
     broker, backend = broker_and_backend(settings)
     app = PlatformCelery(settings, broker=broker, backend=backend, include=[TASKS_MODULE])
@@ -159,7 +167,7 @@ def make_celery(settings: Settings) -> PlatformCelery:
         worker_prefetch_multiplier=1,  # long training tasks: don't hoard messages on one worker
         # Redis redelivers an unacknowledged task only after this long: longer than the longest task, or a task
         # still running would be handed to a second worker (the retrain lock would skip it, but the time is lost)
-        broker_transport_options={"visibility_timeout": settings.broker_visibility_timeout_s},
+        broker_transport_options=transport_options(broker, settings),
         task_default_queue=DEFAULT_QUEUE,
         task_routes=(_router(settings),),
         task_time_limit=2 * 3600,

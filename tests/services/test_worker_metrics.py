@@ -68,3 +68,34 @@ def test_worker_counts_and_times_its_tasks(new_database, tmp_path):
         except subprocess.TimeoutExpired:
             worker.kill()
         print((tmp_path / "worker.log").read_text()[-2000:])
+
+
+def test_a_worker_on_the_default_broker_the_database_runs_a_task(new_database, tmp_path):
+    """`ecomai run` uses no Redis: the worker's broker and results are the database (kombu's SQLAlchemy transport),
+    which refuses the transport options Redis takes; the worker must start and run tasks there."""
+    from services.worker.celery_app import make_celery
+
+    url, queue = new_database(), f"test-db-broker-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "ECOMAI_DATABASE_URL": url, "ECOMAI_HOME": str(tmp_path / "home")}
+    for name in ("ECOMAI_BROKER_URL", "ECOMAI_RESULT_BACKEND"):
+        env.pop(name, None)
+    env["ECOMAI_WORKER_METRICS_PORT"] = "0"
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "services.worker", "worker", "--pool=solo", "--loglevel=INFO", "-Q", queue],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=open(tmp_path / "worker.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        app = make_celery(Settings(database_url=url, home=tmp_path))
+        assert app.conf.broker_url.startswith("sqla+")
+        assert app.send_task(TASK, queue=queue).get(timeout=120) == {"deleted": 0}
+        assert worker.poll() is None
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+        print((tmp_path / "worker.log").read_text()[-2000:])
