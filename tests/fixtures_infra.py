@@ -8,6 +8,8 @@ import json
 import os
 import shutil
 import socket
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -131,3 +133,24 @@ def running_triton(settings: Settings, wait_ready_s: float = 60) -> Iterator[tup
     finally:
         client.close()
         server.stop()
+
+
+def start_worker(env: dict[str, str], log: Path, *queues: str) -> subprocess.Popen:
+    """A `python -m services.worker` subprocess (solo pool: the task runs in the process a SIGKILL hits)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.worker", "worker", "--pool=solo", "--loglevel=INFO", "-Q", ",".join(queues)],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop_worker(worker: subprocess.Popen) -> None:
+    if worker.poll() is None:
+        worker.terminate()
+        try:
+            worker.wait(20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)

@@ -33,8 +33,9 @@ from protos.ads.v1 import ads_pb2, ads_pb2_grpc
 from protos.events.v1 import events_pb2, events_pb2_grpc
 from shared.core.model_catalog import CTR_MODEL
 from shared.core.settings import PROJECT_ROOT, Settings
+from tests.fixtures_infra import stop_worker
 from tests.learning.test_gate import _shuffled
-from tests.services.test_worker_faults import RedisBroker, stop_worker
+from tests.services.test_worker_faults import RedisBroker
 
 SPLIT_TTL_S = 0.3  # how long the ads service keeps a split: the test waits a little longer after changing one
 TASKS = "services.worker.tasks"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,32 +23,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from shared.core.settings import PROJECT_ROOT, Settings
+from shared.core.settings import Settings
 from tests.conftest import REDIS_URL
-from tests.fixtures_infra import free_port
+from tests.fixtures_infra import free_port, start_worker, stop_worker
 
 RABBIT_URL = "amqp://guest:guest@127.0.0.1:5672//"
-
-
-def start_worker(env: dict[str, str], log: Path, *queues: str) -> subprocess.Popen:
-    """A `python -m services.worker` subprocess (solo pool: the task runs in the process a SIGKILL hits)."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.worker", "worker", "--pool=solo", "--loglevel=INFO", "-Q", ",".join(queues)],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=open(log, "ab"),
-        stderr=subprocess.STDOUT,
-    )
-
-
-def stop_worker(worker: subprocess.Popen) -> None:
-    if worker.poll() is None:
-        worker.terminate()
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait(10)
 
 
 def wait_for_log(log: Path, needle: str, timeout_s: float) -> None:

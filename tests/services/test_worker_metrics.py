@@ -4,17 +4,15 @@ counts it by name and state with its run time (services/worker/task_metrics.py).
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import time
 import urllib.request
 import uuid
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.core.settings import PROJECT_ROOT, Settings
+from shared.core.settings import Settings
 from tests.conftest import REDIS_URL
-from tests.fixtures_infra import free_port
+from tests.fixtures_infra import free_port, start_worker, stop_worker
 
 TASK = "services.worker.tasks.purge_served_impressions"
 
@@ -40,13 +38,7 @@ def test_worker_counts_and_times_its_tasks(new_database, tmp_path):
         "ECOMAI_HOME": str(tmp_path / "home"),
         "ECOMAI_WORKER_METRICS_PORT": str(port),
     }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "services.worker", "worker", "--pool=solo", "--loglevel=INFO", "-Q", queue],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=open(tmp_path / "worker.log", "wb"),
-        stderr=subprocess.STDOUT,
-    )
+    worker = start_worker(env, tmp_path / "worker.log", queue)
     try:
         app = make_celery(Settings(database_url=url, broker_url=REDIS_URL, result_backend=REDIS_URL, home=tmp_path))
         for _ in range(2):
@@ -62,11 +54,7 @@ def test_worker_counts_and_times_its_tasks(new_database, tmp_path):
         assert samples[("ecomai_worker_tasks_running", (("task", TASK),))] == 0
         assert ("ecomai_db_pool_checked_out", (("pool", "main"),)) in samples  # the worker's engine, too
     finally:
-        worker.terminate()
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_worker(worker)
         print((tmp_path / "worker.log").read_text()[-2000:])
 
 
@@ -80,22 +68,12 @@ def test_a_worker_on_the_default_broker_the_database_runs_a_task(new_database, t
     for name in ("ECOMAI_BROKER_URL", "ECOMAI_RESULT_BACKEND"):
         env.pop(name, None)
     env["ECOMAI_WORKER_METRICS_PORT"] = "0"
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "services.worker", "worker", "--pool=solo", "--loglevel=INFO", "-Q", queue],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=open(tmp_path / "worker.log", "wb"),
-        stderr=subprocess.STDOUT,
-    )
+    worker = start_worker(env, tmp_path / "worker.log", queue)
     try:
         app = make_celery(Settings(database_url=url, home=tmp_path))
         assert app.conf.broker_url.startswith("sqla+")
         assert app.send_task(TASK, queue=queue).get(timeout=120) == {"deleted": 0}
         assert worker.poll() is None
     finally:
-        worker.terminate()
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_worker(worker)
         print((tmp_path / "worker.log").read_text()[-2000:])

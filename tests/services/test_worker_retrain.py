@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 import uuid
 
 import pytest
@@ -17,6 +15,7 @@ import pytest
 from shared.core.settings import PROJECT_ROOT, Settings
 from shared.learning.registry import TENSOR_WARMUP, deploy, registry_rows
 from tests.conftest import REDIS_URL, free_port
+from tests.fixtures_infra import start_worker, stop_worker
 
 
 @pytest.fixture
@@ -63,21 +62,11 @@ def retrain_setup(new_database, tmp_path):
         "ECOMAI_TRAIN_PROFILE": "tiny",
         "ECOMAI_HOME": str(tmp_path / "home"),
     }
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "services.worker", "worker", "--pool=solo", "--loglevel=INFO", "-Q", queue],
-        cwd=PROJECT_ROOT,
-        env=env,
-        stdout=open(tmp_path / "worker.log", "wb"),
-        stderr=subprocess.STDOUT,
-    )
+    worker = start_worker(env, tmp_path / "worker.log", queue)
     try:
         yield settings, engine, client, queue
     finally:
-        worker.terminate()
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop_worker(worker)
         server.stop()
         engine.dispose()
         print((tmp_path / "worker.log").read_text()[-3000:])
