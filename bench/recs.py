@@ -1,6 +1,8 @@
 """``ecomai bench recs --dataset ml-100k|amazon|demo|<file.csv>`` (or ``python -m bench.recs``): trains the
-platform's sequential ranker, BPR and popularity on the same split, ranks every held-out item over the whole catalog
-and prints JSON plus a short table (mean ± sd over seeds); the JSON goes to bench/results/recs_<dataset>.json.
+platform's models (the sequential ranker and the EASE item_cf lists), BPR and popularity on the same split, replays
+the platform's retrieval + ranking pipeline (``platform``) next to each part alone, ranks every held-out item over
+the whole catalog and prints JSON plus a short table (mean ± sd over seeds); the JSON goes to
+bench/results/recs_<dataset>.json.
 
 JSON: ``command``, ``dataset``, ``protocol``, ``seeds``, ``models.<model>`` = {``ndcg@10``, ``hr@10``,
 ``recall@10``, ``mrr@10``: {mean, sd, runs}}, ``published`` (the reference numbers of the issue), ``info``.
@@ -28,7 +30,12 @@ RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 METRICS = ("ndcg@10", "hr@10", "recall@10", "mrr@10")
 PUBLISHED = {
     "ml-100k": {"RecBole BPR ndcg@10": 0.2841, "RecBole LightGCN ndcg@10": 0.2947, "goal ndcg@10": 0.31},
-    "amazon": {"MiniOneRec ndcg@10": 0.1167, "MiniOneRec hr@10": 0.1242},
+    "amazon": {  # ../shared/data/amazon18_industrial_office_minionerec/SOURCE.md (trained on the full train split)
+        "MiniOneRec Industrial ndcg@10": 0.1167,
+        "MiniOneRec Office ndcg@10": 0.1242,
+        "SASRec Industrial ndcg@10": 0.0806,
+        "SASRec Office ndcg@10": 0.0858,
+    },
 }
 
 
@@ -61,12 +68,25 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run_public(dataset: str, seeds: int, max_seconds: float, skip_bpr: bool, say, epochs: int = 200) -> dict[str, Any]:
-    from bench.recs_models import ranker_config, run_bpr, run_popularity, run_ranker
+    from bench.recs_models import (
+        fit_bench_item_cf,
+        fit_bench_ranker,
+        metrics_of,
+        ranker_config,
+        run_bpr,
+        run_item_cf,
+        run_platform,
+        run_popularity,
+    )
+    from shared.learning.item_cf import ItemCFConfig
 
     settings = Settings()
+    cf_cfg = ItemCFConfig()
     results: dict[str, dict[str, Any]] = {}
     for name, loader in _loaders(dataset):
-        runs: dict[str, list[dict[str, Any]]] = {"platform_ranker": [], "bpr": [], "popularity": []}
+        runs: dict[str, list[dict[str, Any]]] = {
+            "platform": [], "platform_ranker": [], "item_cf": [], "bpr": [], "popularity": []
+        }  # fmt: skip
         info: dict[str, Any] = {}
         for seed in range(seeds):
             data = loader(seed)
@@ -80,13 +100,18 @@ def run_public(dataset: str, seeds: int, max_seconds: float, skip_bpr: bool, say
             }
             say(f"{data.name} seed {seed}: {info}")
             cfg = replace(ranker_config(dataset, seed, max_seconds), epochs=epochs)
-            runs["platform_ranker"].append(run_ranker(data, catalog, cfg, say))
+            model, record = fit_bench_ranker(data, catalog, cfg, say)
+            runs["platform_ranker"].append({**metrics_of(model, catalog, data, cfg.max_history), "training": record})
+            item_cf = fit_bench_item_cf(data, cf_cfg)
+            say(f"item_cf: {item_cf.record}")
+            runs["item_cf"].append(run_item_cf(data, item_cf, cf_cfg))
+            runs["platform"].append(run_platform(data, catalog, model, record, item_cf, cf_cfg, cfg.max_history, say))
             if not skip_bpr:
                 runs["bpr"].append(run_bpr(data, seed, say, epochs=epochs, max_seconds=max_seconds))
             runs["popularity"].append(run_popularity(data))
-            for model, r in runs.items():
+            for row, r in runs.items():
                 if r:
-                    say(f"  {model}: " + " ".join(f"{m} {r[-1][m]:.4f}" for m in METRICS))
+                    say(f"  {row}: " + " ".join(f"{m} {r[-1][m]:.4f}" for m in METRICS))
         results[name] = {"info": info, "models": {m: _summary(r) for m, r in runs.items() if r}}
     return results
 

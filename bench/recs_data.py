@@ -7,7 +7,8 @@ training interactions, and validation / test sets to rank over the whole catalog
 - ``amazon`` (MiniOneRec's Industrial_and_Scientific / Office_Products time split, only valid/test files present):
   every test row (history -> target) ranked over the whole catalog, nothing excluded; training pairs are the valid
   rows and the prefixes inside each user's first test-row history (later rows' histories hold earlier test
-  targets). Item text: title, brand, description.
+  targets), minus the early-stopping rows' targets (never a training target or item of their user). Item text:
+  title, brand, description.
 - a CSV ``user,item,timestamp[,text]``: leave-one-out by time (last item test, the one before it validation).
 """
 
@@ -155,21 +156,27 @@ def load_amazon(category: str) -> BenchData:
     seen: dict[int, list[int]] = defaultdict(list)
     pairs: set[tuple[tuple[int, ...], int]] = set()
     n_stop = max(1, len(valid_rows) // 10)  # early stopping: the last 10% of valid rows (sorted by target time)
-    for k, (u, hist, target) in enumerate(valid_rows):
-        pairs.add((tuple(hist), target))
-        seen[users[u]] += hist + ([target] if k < len(valid_rows) - n_stop else [])
+    stop = valid_rows[-n_stop:]
+    # a held-out target is never a training target nor in its user's training items (EASE and BPR would read it
+    # back from the user's own row), though later histories hold it
+    held: dict[str, set[int]] = defaultdict(set)
+    for u, _, y in stop:
+        held[u].add(y)
+    for u, hist, target in valid_rows:
+        if target not in held[u]:
+            pairs.add((tuple(hist), target))
+        seen[users[u]] += [i for i in [*hist, target] if i not in held[u]]
     # a user's later test rows hold the targets of the earlier ones in their histories: only the history of each
     # user's first test row (all before the test period) is training data
     first_test: dict[str, list[int]] = {}
     for u, hist, _ in test_rows:
         first_test.setdefault(u, hist)
     for u, hist in first_test.items():
-        seen[users[u]] += hist
+        seen[users[u]] += [i for i in hist if i not in held[u]]
         for t in range(1, len(hist)):
-            pairs.add((tuple(hist[:t]), hist[t]))
-    stop = valid_rows[-n_stop:]
-    held = {(tuple(x), y) for _, x, y in stop}
-    train_pairs = [(list(h), t) for h, t in sorted(pairs) if (h, t) not in held]
+            if hist[t] not in held[u]:
+                pairs.add((tuple(hist[:t]), hist[t]))
+    train_pairs = [(list(h), t) for h, t in sorted(pairs)]
     data = BenchData(
         f"amazon-{category}",
         "MiniOneRec time split, each test row ranked over all items",

@@ -1,7 +1,8 @@
-"""The models ``ecomai bench recs`` compares, trained and scored the same way on one BenchData: the platform's
-sequential ranker (shared/learning/recs_training.py, items initialised from their text embeddings), BPR-MF (RecBole's
-setup: 64-d embeddings, one uniform negative per positive, Adam, early stopping on validation NDCG@10) and
-popularity (training interaction counts)."""
+"""The models ``ecomai bench recs`` compares, trained and scored the same way on one BenchData: the platform
+(retrieval + the sequential ranker blended with item_cf, bench/recs_pipeline.py), its parts alone (the sequential
+ranker of shared/learning/recs_training.py, items initialised from their text embeddings, over the whole catalog;
+the EASE item_cf lists of shared/learning/item_cf.py), BPR-MF (RecBole's setup: 64-d embeddings, one uniform
+negative per positive, Adam, early stopping on validation NDCG@10) and popularity (training interaction counts)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ import numpy as np
 import torch
 
 from bench.recs_data import BenchData, EvalSet
+from bench.recs_pipeline import candidate_mask, choose_weight, co_occurrence, served_cf_scores
+from shared.learning.item_cf import ItemCF, ItemCFConfig, blend, fit_item_cf
 from shared.learning.recs_metrics import full_ranking_metrics
+from shared.learning.recs_ranker_model import RecsRankerNet
 from shared.learning.recs_training import (
     Catalog,
     Examples,
@@ -38,15 +42,73 @@ def run_popularity(data: BenchData) -> dict[str, Any]:
     return _metrics(np.broadcast_to(pop, (len(data.test.users), len(pop))), data.test)
 
 
-def run_ranker(data: BenchData, catalog: Catalog, cfg: RecsTrainConfig, say: Say) -> dict[str, Any]:
+def fit_bench_ranker(
+    data: BenchData, catalog: Catalog, cfg: RecsTrainConfig, say: Say
+) -> tuple[RecsRankerNet, dict[str, Any]]:
     pairs = [(h, t) for h, t in data.pairs if h]
     examples = Examples(history_rows([h for h, _ in pairs], cfg.max_history), np.asarray([t for _, t in pairs]))
     valid = Validation(history_rows(data.valid.hist, cfg.max_history), data.valid.targets, data.valid.exclude)
     items = np.asarray(sorted({i for seq in data.train for i in seq} | {t for _, t in pairs}), dtype=np.int64)
     model, record = fit_ranker(catalog, examples, valid, items, cfg, say)
-    scores = score_catalog(model, catalog, history_rows(data.test.hist, cfg.max_history))
-    out: dict[str, Any] = _metrics(scores, data.test)
-    out["training"] = {k: v for k, v in record.items() if k != "history"}
+    return model, {k: v for k, v in record.items() if k != "history"}
+
+
+def metrics_of(model: RecsRankerNet, catalog: Catalog, data: BenchData, max_history: int) -> dict[str, Any]:
+    """The sequential ranker alone, scoring the whole catalog (no retrieval)."""
+    return _metrics(score_catalog(model, catalog, history_rows(data.test.hist, max_history)), data.test)
+
+
+def fit_bench_item_cf(data: BenchData, cfg: ItemCFConfig) -> ItemCF:
+    n = len(data.item_ids)
+    return fit_item_cf(data.train, n, data.valid.hist, data.valid.targets, data.valid.exclude, cfg)
+
+
+def run_item_cf(data: BenchData, cf: ItemCF, cfg: ItemCFConfig) -> dict[str, Any]:
+    """The item_cf_user lists alone (each user's EASE scores over their whole history, top ``user_list``)."""
+    out: dict[str, Any] = _metrics(served_cf_scores(cf, data.test.hist, cfg.user_list), data.test)
+    out["training"] = cf.record
+    return out
+
+
+def run_platform(
+    data: BenchData,
+    catalog: Catalog,
+    model: RecsRankerNet,
+    ranker_record: dict[str, Any],
+    item_cf: ItemCF,
+    cf_cfg: ItemCFConfig,
+    max_history: int,
+    say: Say,
+) -> dict[str, Any]:
+    """Retrieval + ranker + item_cf blend, the way Recommend serves (bench/recs_pipeline.py); the blend weight is
+    the best on validation."""
+    n = len(data.item_ids)
+    co = co_occurrence(data.train, n)
+    pop = popularity(data.train, n)
+
+    def parts(ev: EvalSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        cf = served_cf_scores(item_cf, ev.hist, cf_cfg.user_list)
+        mask = candidate_mask(ev.hist, ev.exclude or [], catalog.emb, cf, co, pop)
+        ranker = score_catalog(model, catalog, history_rows(ev.hist, max_history))
+        return ranker, cf, mask
+
+    ranker, cf, mask = parts(data.valid)
+    weight, tried = choose_weight(ranker, cf, mask, data.valid.targets, data.valid.exclude)
+    recall = float(np.mean([mask[u, t].any() for u, t in enumerate(data.valid.targets) if t]))
+    say(f"platform: item_cf blend weight {weight} (validation NDCG@10 {tried[f'{weight:g}']}), "
+        f"validation targets among the candidates {recall:.3f}")  # fmt: skip
+    ranker, cf, mask = parts(data.test)
+    out: dict[str, Any] = _metrics(blend(ranker, cf, mask, weight), data.test)
+    out["training"] = {
+        "ranker": ranker_record,
+        "item_cf": item_cf.record,
+        "cf_weight": weight,
+        "valid_ndcg@10_by_cf_weight": tried,
+        "valid_candidate_recall": round(recall, 4),
+        "test_candidate_recall": round(
+            float(np.mean([mask[u, t].any() for u, t in enumerate(data.test.targets) if t])), 4
+        ),
+    }
     return out
 
 

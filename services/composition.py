@@ -28,6 +28,7 @@ from services.chat.tools import FaqRetriever, OrderTools, ProductCatalog
 from services.events_servicer import EventServicer
 from services.recs.recommender import Recommender
 from services.recs.recs_store import RecsStore
+from services.recs.served_queue import QueuedServedLog
 from services.recs.servicer import RecommendationServicer
 from shared.core.channels import open_channel
 from shared.core.client_auth import ClientAuthInterceptor
@@ -90,10 +91,14 @@ def bindings_for(name: str, settings: Settings, engine: Engine, triton: TritonCl
         servicer = AdServicer(AdRanker(AdsStore(engine, reads), triton, splits=splits))
         main = ServiceBinding(servicer, ads_pb2_grpc.add_AdServiceServicer_to_server, "ads.v1.AdService")
     elif name == "recs":
-        recs_store = RecsStore(engine)
+        recs_store = RecsStore(engine, settings.recs_cache_ttl_s, settings.recs_ann_ef_search)
         closers.append(recs_store.close)
         splits = TrafficSplits(engine, settings.traffic_split_ttl_s)  # recs_ranker version per user (issue 9)
-        recommender = Recommender(recs_store, triton, splits=splits, served=ServedRecommendations(engine))
+        served = QueuedServedLog(ServedRecommendations(engine))  # written off the request path, in batches
+        closers.append(served.close)  # writes what is still queued
+        recommender = Recommender(
+            recs_store, triton, splits=splits, served=served, query_cache_ttl_s=settings.recs_query_cache_ttl_s
+        )
         servicer = RecommendationServicer(recommender)
         main = ServiceBinding(
             servicer, recs_pb2_grpc.add_RecommendationServiceServicer_to_server, "recs.v1.RecommendationService"
@@ -151,6 +156,8 @@ def start_service(
         [ClientAuthInterceptor.from_settings(settings)],  # every service authenticates its callers
         credentials=server_credentials(settings),
         max_concurrent_rpcs=settings.max_concurrent_rpcs,
+        max_connection_age_s=settings.grpc_max_connection_age_s,
+        max_connection_age_grace_s=settings.grpc_max_connection_age_grace_s,
     )
     server.start()
     log.info("%s service listening on %s:%s", name, settings.host, bound)

@@ -90,6 +90,7 @@ def prepare_models(settings: Settings, url: str, triton_client: ModelControl) ->
     from shared.learning.cleaning import CleaningConfig, clean_events
     from shared.learning.embeddings_job import ENTITY_TYPES, refresh_embeddings
     from shared.learning.feature_jobs import materialize_features
+    from shared.learning.item_cf_job import materialize_item_cf_lists
     from shared.learning.recs_lists import materialize_recs_lists
     from shared.learning.train import ensure_models
     from shared.store.engine import make_engine
@@ -109,6 +110,8 @@ def prepare_models(settings: Settings, url: str, triton_client: ModelControl) ->
             progress(f"{count} {entity} embeddings computed (missing ones only)")
         progress(f"features materialized: {materialize_features(engine)}")
         progress(f"recommendation lists materialized: {materialize_recs_lists(engine)}")
+        item_cf = materialize_item_cf_lists(engine)
+        progress(f"item_cf lists materialized: {item_cf['item_cf']} products, {item_cf['item_cf_user']} shoppers")
         return ensured.skipped
     finally:
         engine.dispose()

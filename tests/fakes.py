@@ -62,6 +62,9 @@ class FakeInference:
         vectors = np.asarray(rows, dtype=np.float32).reshape(len(texts), EMBEDDING_DIM)
         return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
 
+    def embed_with_version(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        return self.embed(texts), self.version
+
     def classify(self, model: str, texts: list[str], model_version: int | None = None) -> ClassifyResult:
         self._answerable(model)
         self.calls.append((model, len(texts)))
@@ -150,9 +153,10 @@ def fake_vector(key: str) -> np.ndarray:
 class FakeRecsStore:
     """``RecsData`` in memory. Each retrieval source answers its configured ids, best first, whatever it is asked:
     ``ann`` is the nearest-neighbour answer, ``co_viewed``/``co_bought`` the co-occurrence list of any anchor,
-    ``trending`` the popular and trending lists (per category: the ones in it); ``popular`` pads ``trending`` with the
-    rest of the in-stock catalogue by id, as the real store does. Every product has an embedding (``vectors`` or
-    ``fake_vector(id)``) unless named in ``no_embedding``; a source named in ``down`` raises SourceUnavailable."""
+    ``trending`` the popular and trending lists (per category: the ones in it), ``item_cf`` the item_cf lists by
+    (kind, key); ``popular`` pads ``trending`` with the rest of the in-stock catalogue by id, as the real store does.
+    Every product has an embedding (``vectors`` or ``fake_vector(id)``) unless named in ``no_embedding``; a source
+    named in ``down`` raises SourceUnavailable."""
 
     catalogue: dict[str, ProductRow] = field(default_factory=dict)
     history: dict[str, list[str]] = field(default_factory=dict)  # user -> product ids, newest first
@@ -162,6 +166,7 @@ class FakeRecsStore:
     co_viewed: list[str] = field(default_factory=list)
     co_bought: list[str] = field(default_factory=list)
     trending: list[str] = field(default_factory=list)
+    item_cf: dict[tuple[str, str], list[tuple[str, float]]] = field(default_factory=dict)  # (kind, key) -> list
     lexical: dict[str, list[str]] = field(default_factory=dict)  # query -> full-text matches
     fuzzy: dict[str, list[str]] = field(default_factory=dict)  # query -> trigram title matches
     vectors: dict[str, np.ndarray] = field(default_factory=dict)
@@ -201,6 +206,10 @@ class FakeRecsStore:
         self._source("lists")
         found = {}
         for kind, key in keys:
+            if kind in ("item_cf", "item_cf_user"):
+                if (kind, key) in self.item_cf:
+                    found[(kind, key)] = self.item_cf[(kind, key)]
+                continue
             if kind in ("co_view", "co_buy"):
                 ids = self.co_viewed if kind == "co_view" else self.co_bought
             else:

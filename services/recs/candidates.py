@@ -65,7 +65,7 @@ class RecsResult:
     next_offset: int = 0  # search: the offset of the next page, 0 when there is none
 
 
-@dataclass
+@dataclass(slots=True)
 class Candidate:
     source: str  # the first source that proposed it
     fused: float = 0.0
@@ -75,11 +75,15 @@ class Candidate:
 class CandidatePool(dict[str, Candidate]):
     def merge(self, source: str, scored: Scored, code: str, detail: str, weight: float = 1.0) -> None:
         """Adds one source's ranked list with reciprocal-rank fusion."""
-        for rank, (pid, _score) in enumerate(scored):
-            cand = self.setdefault(pid, Candidate(source=source))
-            cand.fused += weight / (RRF_K + rank + 1)
-            if (code, detail) not in cand.reasons:
-                cand.reasons.append((code, detail))
+        reason = (code, detail)
+        for rank, (pid, _score) in enumerate(scored, start=RRF_K + 1):
+            cand = self.get(pid)
+            if cand is None:
+                cand = self[pid] = Candidate(source, weight / rank, [reason])
+                continue
+            cand.fused += weight / rank
+            if reason not in cand.reasons:
+                cand.reasons.append(reason)
 
 
 def interest_vector(history: list[str], vectors: dict[str, np.ndarray]) -> np.ndarray | None:

@@ -25,6 +25,7 @@ from shared.inference.client import InferenceClient
 
 MAX_HISTORY = RANKER_MAX_HISTORY
 MAX_CANDIDATES = RANKER_MAX_CANDIDATES
+_NO_VECTOR = np.zeros(EMBEDDING_DIM, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -36,11 +37,9 @@ class RankerOutput:
 
 def stack(ids: list[str], vectors: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(embeddings [n, 384] float32, id buckets [n] int64) of ``ids``; zeros for a product without embedding."""
-    emb = np.zeros((len(ids), EMBEDDING_DIM), dtype=np.float32)
-    for i, pid in enumerate(ids):
-        vec = vectors.get(pid)
-        if vec is not None:
-            emb[i] = vec
+    if not ids:
+        return np.zeros((0, EMBEDDING_DIM), dtype=np.float32), np.zeros(0, dtype=np.int64)
+    emb = np.stack([vectors.get(pid, _NO_VECTOR) for pid in ids]).astype(np.float32, copy=False)
     return emb, np.fromiter((item_bucket(p) for p in ids), dtype=np.int64, count=len(ids))
 
 

@@ -1,7 +1,8 @@
 """Recommend and SimilarProducts: candidates from text ANN around the user (or the anchor), the materialized
 co-occurrence lists of their recent products and the popular/trending lists of their categories, ranked in ONE
 Triton call by the sequential recs_ranker, then business rules, diversity and popular items to always fill k.
-No gRPC here.
+Recommend also reads the shopper's EASE item_cf list (services/recs/item_cf_source.py): its best items join the
+candidates and its score is blended with the ranker's. No gRPC here.
 
 Reasons come from the model where it ranked: the history product that contributed most to the item's score
 ("because you viewed X"), then the retrieval sources. A user without history is ranked on what their storefront
@@ -16,7 +17,7 @@ from typing import Protocol
 
 import numpy as np
 
-from services.recs import ranker_call
+from services.recs import item_cf_source, ranker_call
 from services.recs.candidates import (
     CandidatePool,
     ProductFilter,
@@ -30,7 +31,7 @@ from services.recs.candidates import (
     read_source,
 )
 from services.recs.recs_store import ListKey, ProductRow
-from services.recs.search import ProductSearch
+from services.recs.search import QUERY_CACHE_TTL_S, ProductSearch
 from services.serving import ServingReport, VersionChooser
 from shared.core.errors import NotFound
 from shared.core.model_catalog import RECS_RANKER
@@ -68,11 +69,12 @@ class Recommender:
         service_name: str = "recs",
         splits: VersionChooser | None = None,
         served: ServedLog | None = None,
+        query_cache_ttl_s: float = QUERY_CACHE_TTL_S,
     ):
         self.store = store
         self.triton = triton
         self.service_name = service_name
-        self.searcher = ProductSearch(store, triton, service_name)
+        self.searcher = ProductSearch(store, triton, service_name, query_cache_ttl_s)
         self.splits = splits  # None: no traffic split by recs_ranker version
         self.served = served  # None: answers are not recorded
 
@@ -99,7 +101,10 @@ class Recommender:
         keys = [(kind, p) for p in anchors for kind in ("co_view", "co_buy")] + interest_lists(
             filt.categories or categories
         )
+        keys += item_cf_source.keys(user_id, anchors)
         found = self._lists(keys, report)
+        cf = item_cf_source.scores(user_id, anchors, found)
+        pool.merge("item_cf", item_cf_source.candidates(cf, history), "LIKED_TOGETHER", "shoppers like you liked this")
         for p in anchors:
             title = rows[p].title
             pool.merge("collaborative", found.get(("co_view", p), []), "ALSO_VIEWED", f"shoppers who viewed {title}")
@@ -110,7 +115,8 @@ class Recommender:
                 where = "in the shop" if key.endswith(":all") else f"in {key.split(':cat:', 1)[1]}"
                 code = "TRENDING" if kind == "trending" else "POPULAR"
                 pool.merge(kind, listed[:LIST_CUT], code, f"{kind} {where}", weight=0.5)
-        ranked = self._rank(history, rows, pool, filt, bought, report, self._arm(user_id or session_id or ""))
+        arm = self._arm(user_id or session_id or "")
+        ranked = self._rank(history, rows, pool, filt, bought, report, arm, cf)
         items = fill_to_k(self.store, ranked, k, filt, bought, max_per_category, report)
         self._record(user_id, report, items)
         return RecsResult(items, len(pool), report)
@@ -186,9 +192,11 @@ class Recommender:
         bought: set[str],
         report: ServingReport,
         version: int | None = None,
+        cf: dict[str, float] | None = None,
     ) -> list[ScoredItem]:
-        """The eligible candidates, the head scored by the ranker in one call (fusion order when it is down or
-        the user has no history), the rest after them in fusion order."""
+        """The eligible candidates, the head scored by the ranker in one call (blended with the item_cf scores
+        ``cf`` when there are any; fusion order when it is down or the user has no history), the rest after them
+        in fusion order."""
         kept = eligible(self.store, pool, filt, bought)
         head = kept[:RANK_LIMIT]
         tail = kept[RANK_LIMIT:]
@@ -200,6 +208,8 @@ class Recommender:
             if out is None:
                 report.degrade(self.service_name, "retrieval_fusion", "recs_ranker unavailable; ranked by fusion")
         scores = out.scores.tolist() if out is not None else [pool[p.product_id].fused for p in head]
+        if out is not None and cf:
+            scores = item_cf_source.blended(out.scores, [p.product_id for p in head], cf).tolist()
         # the history position that contributed most to each candidate's score: "because you viewed X"
         tops = out.contrib.argmax(axis=1).tolist() if out is not None and out.contrib.shape[1] else []
         because = {

@@ -1,8 +1,13 @@
 """SearchProducts: Postgres full-text matches, typo-tolerant title matches (pg_trgm) and semantic matches (the
 query's text_encoder embedding, ANN over product embeddings), fused by reciprocal rank, personalised by the
-shopper's interest vector when a user with history is given, filtered and paged. No gRPC here."""
+shopper's interest vector when a user with history is given, filtered and paged. No gRPC here.
+
+A query's embedding is kept for ``query_cache_ttl_s`` (keyed by its lower-cased words: the encoder is uncased), so
+a repeated query costs no encoder call; the answer names the text_encoder version that embedded it."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from services.recs.candidates import (
     CandidatePool,
@@ -20,19 +25,46 @@ from services.recs.recs_store import SourceUnavailable
 from services.serving import ServingReport
 from shared.core.errors import ModelUnavailable
 from shared.core.model_catalog import TEXT_ENCODER
+from shared.core.ttl_cache import TtlCache
 from shared.inference.client import InferenceClient
 
 SEARCH_DEPTH = 100  # matches read per source for the first pages
 MAX_SEARCH_OFFSET = 400  # deepest page start (documented in recs.proto)
 PERSONAL_WEIGHT = 0.5  # fused score x (1 + weight x cosine(user vector, product)) for products near the interest
 PERSONAL_REASON_MIN = 0.5  # cosine above which the item says it was personalised
+QUERY_CACHE_TTL_S = 300.0  # default of settings.recs_query_cache_ttl_s
+QUERY_CACHE_ENTRIES = 50_000  # query embeddings kept (1.5 kB each)
+
+
+def query_key(query: str) -> str:
+    """What the encoder sees of a query: its words, lower-cased (all-MiniLM-L6-v2 is uncased)."""
+    return " ".join(query.lower().split())
 
 
 class ProductSearch:
-    def __init__(self, store: RecsData, triton: InferenceClient, service_name: str = "recs"):
+    def __init__(
+        self,
+        store: RecsData,
+        triton: InferenceClient,
+        service_name: str = "recs",
+        query_cache_ttl_s: float = QUERY_CACHE_TTL_S,
+    ):
         self.store = store
         self.triton = triton
         self.service_name = service_name
+        self._queries: TtlCache[str, tuple[np.ndarray, int]] = TtlCache(
+            query_cache_ttl_s, max_entries=QUERY_CACHE_ENTRIES
+        )
+
+    def embed_query(self, query: str) -> tuple[np.ndarray, int]:
+        """(the query's embedding, the text_encoder version that made it); raises ModelUnavailable."""
+        key = query_key(query)
+
+        def load(_keys: list[str]) -> dict[str, tuple[np.ndarray, int]]:
+            vectors, version = self.triton.embed_with_version([key])
+            return {key: (vectors[0], version)}
+
+        return self._queries.get_many([key], load)[key]
 
     def search(self, query: str, k: int, user_id: str | None, filt: ProductFilter, offset: int = 0) -> RecsResult:
         report = ServingReport()
@@ -48,8 +80,8 @@ class ProductSearch:
         pool.merge("lexical", text_hits, "TEXT_MATCH", f"matches '{query}'")
         pool.merge("lexical", fuzzy_hits, "FUZZY_MATCH", f"close to '{query}'")
         try:
-            vector = self.triton.embed([query])[0]
-            report.model_name = TEXT_ENCODER
+            vector, version = self.embed_query(query)
+            report.model_name, report.model_version = TEXT_ENCODER, version
             semantic = read_source(
                 report, self.service_name, "ann", lambda: self.store.nearest_to_vector(vector, depth)
             )

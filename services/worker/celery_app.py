@@ -61,6 +61,10 @@ BEAT_SCHEDULE = {
         "task": f"{TASKS_MODULE}.materialize_recs_lists",
         "schedule": timedelta(minutes=10),
     },
+    "materialize-item-cf-hourly": {  # EASE item_cf lists (a matrix solve: hourly, not every 10 min)
+        "task": f"{TASKS_MODULE}.materialize_item_cf",
+        "schedule": timedelta(hours=1),
+    },
     "retrain-ctr-nightly": {"task": f"{TASKS_MODULE}.retrain_ctr", "schedule": crontab(hour=3, minute=0)},
     "purge-served-impressions-hourly": {  # past the click window: no click on them is charged any more
         "task": f"{TASKS_MODULE}.purge_served_impressions",

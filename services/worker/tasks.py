@@ -116,6 +116,15 @@ def materialize_recs_lists(self: Task) -> dict[str, float]:
     return run_lists(runtime.engine)
 
 
+@shared_task(bind=True, name="services.worker.tasks.materialize_item_cf")
+def materialize_item_cf(self: Task) -> dict[str, Any]:
+    """EASE item-item weights from the events, as the item_cf (per product) and item_cf_user (per shopper) lists."""
+    from shared.learning.item_cf_job import materialize_item_cf_lists
+
+    _, runtime = _platform(self)
+    return materialize_item_cf_lists(runtime.engine)
+
+
 @shared_task(bind=True, name="services.worker.tasks.purge_served_impressions")
 def purge_served_impressions(self: Task) -> dict[str, int]:
     """Drops served ads whose click window has passed (a click on them is no longer charged)."""

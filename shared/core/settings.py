@@ -79,6 +79,36 @@ class Settings(BaseSettings):
     )
     grpc_workers: int = 8
     metrics_port_offset: int = Field(default=1000, description="Prometheus metrics of a service at its port + this")
+    # -- scale-out: several replicas of a service behind one name (shared/core/channels.py) --
+    grpc_lb_policy: Literal["round_robin", "pick_first"] = Field(
+        default="round_robin",
+        description="how a client spreads calls over the addresses a service name resolves to: round_robin = a "
+        "connection to every replica, calls in turn; pick_first = one connection (gRPC's default)",
+    )
+    grpc_max_connection_age_s: float = Field(
+        default=300.0,
+        ge=0,
+        description="a service closes each client connection after this long (gracefully), so clients resolve the "
+        "name again and new replicas get traffic; 0 = never",
+    )
+    grpc_max_connection_age_grace_s: float = Field(
+        default=30.0, ge=0, description="calls in flight on a connection being closed for age get this long to finish"
+    )
+
+    # -- recommendations and search serving (services/recs) --
+    recs_ann_ef_search: int = Field(
+        default=200,
+        ge=10,
+        le=1000,
+        description="pgvector HNSW search depth (hnsw.ef_search) of the recs service's ANN reads: higher = better "
+        "recall, slower (bench/serving_recs.py --synthetic measures both); deeper lists continue by iterative scan",
+    )
+    recs_cache_ttl_s: float = Field(
+        default=30.0, ge=0, description="seconds the recs service keeps product rows, lists and ANN answers"
+    )
+    recs_query_cache_ttl_s: float = Field(
+        default=300.0, ge=0, description="seconds SearchProducts keeps a query's text_encoder embedding"
+    )
 
     # -- traffic split by model version (issue 9) ------------------------------------------------
     traffic_split_ttl_s: float = Field(

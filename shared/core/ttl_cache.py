@@ -22,9 +22,12 @@ class TtlCache(Generic[K, V]):
     Keys that ``load`` does not return are remembered as absent (``None``) for the TTL too, so an unknown id costs
     one lookup per TTL, not one per request. Thread-safe; the load runs outside the lock."""
 
-    def __init__(self, ttl_s: float = CACHE_TTL_S, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self, ttl_s: float = CACHE_TTL_S, clock: Callable[[], float] = time.monotonic, max_entries: int = MAX_ENTRIES
+    ):
         self.ttl_s = ttl_s
         self.clock = clock
+        self.max_entries = max_entries  # past it the cache starts over (entries of big values: set it lower)
         self._entries: dict[K, tuple[float, V | None]] = {}
         self._lock = threading.Lock()
 
@@ -43,7 +46,7 @@ class TtlCache(Generic[K, V]):
             loaded = load(missing)
             expires = now + self.ttl_s
             with self._lock:
-                if len(self._entries) + len(missing) > MAX_ENTRIES:
+                if len(self._entries) + len(missing) > self.max_entries:
                     self._entries.clear()
                 for key in missing:
                     value = loaded.get(key)

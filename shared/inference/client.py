@@ -32,6 +32,11 @@ class InferenceClient(Protocol):
         """[n, EMBEDDING_DIM] float32, L2-normalised, from the text encoder."""
         ...
 
+    def embed_with_version(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """``embed`` and the text_encoder version that answered (the last one, if a long list was split across a
+        version switch)."""
+        ...
+
     def classify(self, model: str, texts: list[str], model_version: int | None = None) -> ClassifyResult:
         """Scores texts with a sequence classifier (LABEL comes back for the intent classifier); ``model_version``
         asks one of the versions Triton serves (a traffic split's arm), None the newest."""

@@ -117,13 +117,18 @@ class TritonClient:  # implements shared.inference.client.ModelControl
 
     def embed(self, texts: list[str]) -> np.ndarray:
         """[n, EMBEDDING_DIM] float32, L2-normalised."""
+        return self.embed_with_version(texts)[0]
+
+    def embed_with_version(self, texts: list[str]) -> tuple[np.ndarray, int]:
+        """(``embed(texts)``, the text_encoder version that answered the last request; 0 for no texts)."""
         if not texts:
-            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-        parts = [
-            self._output(TEXT_ENCODER, self._infer(TEXT_ENCODER, chunk, ["EMBEDDING"]), "EMBEDDING")
-            for chunk in self._chunks(texts)
-        ]
-        return np.concatenate(parts)
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32), 0
+        parts, version = [], 0
+        for chunk in self._chunks(texts):
+            result = self._infer(TEXT_ENCODER, chunk, ["EMBEDDING"])
+            parts.append(self._output(TEXT_ENCODER, result, "EMBEDDING"))
+            version = int(result.get_response().model_version or 0)
+        return np.concatenate(parts), version
 
     def classify(self, model: str, texts: list[str], model_version: int | None = None) -> ClassifyResult:
         """Scores texts with a sequence classifier; asks for LABEL when the model is the intent classifier.

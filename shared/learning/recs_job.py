@@ -19,6 +19,7 @@ from shared.learning.gate import gate_scores
 from shared.learning.recs_data import ShopSequences, TimeSplit, shop_sequences, time_split
 
 __all__ = ["fit_and_publish", "shop_sequences", "train_on_shop", "evaluate"]
+from shared.learning.item_cf import ItemCFConfig, blend, fit_item_cf
 from shared.learning.recs_metrics import full_ranking_metrics
 from shared.learning.recs_ranker_model import (
     ID_BUCKETS,
@@ -40,6 +41,8 @@ from shared.learning.recs_training import (
 from shared.learning.registry import PublishedVersion, publish_version
 
 SEED = 17
+BLEND_WEIGHTS = tuple(round(w, 2) for w in np.linspace(0.0, 1.0, 11))  # item_cf blend weights tried on validation
+ITEM_CF = ItemCFConfig(lambdas=(30.0, 100.0, 300.0, 1000.0))  # a few penalties: this runs inside every retrain
 # Per profile. "small" (the first run) is bounded by a 20 s training budget; its settings are the best measured on
 # the small demo shop (bench: ecomai bench recs --dataset demo): one attention layer, items as projected text + an id
 # bias (id vectors overfit its ~17k examples), no extra retrieval-candidates term (it lowered full-ranking NDCG@10
@@ -81,16 +84,47 @@ def evaluate(model: RecsRankerNet | None, data: ShopSequences, split: TimeSplit,
     return out
 
 
+def item_cf_blend(model: RecsRankerNet, data: ShopSequences, split: TimeSplit, k: int = 10) -> dict[str, Any]:
+    """The served blend (services/recs/item_cf_source.py) measured on the shop: EASE fitted on the pre-cut
+    histories (λ on the validation targets), the blend weight of the standardised ranker and item_cf scores chosen
+    on the same validation targets, then both alone and blended on the held-out next items, full ranking."""
+    n = len(data.catalog)
+    if not split.valid_target or not split.test_next:
+        return {}
+    if n > ITEM_CF.max_items:
+        return {"item_cf": {"skipped": f"{n} products: more than item_cf's max_items ({ITEM_CF.max_items})"}}
+    valid_targets = [[t] for t in split.valid_target]
+    cf = fit_item_cf(split.train, n, split.valid_hist, valid_targets, None, ITEM_CF)
+    ranker_valid = score_catalog(model, data.catalog, history_rows(split.valid_hist, MAX_HISTORY))
+    cf_valid = cf.scores(split.valid_hist)
+    everything = np.ones_like(cf_valid, dtype=bool)
+    tried = {}
+    for w in BLEND_WEIGHTS:
+        tried[w] = full_ranking_metrics(blend(ranker_valid, cf_valid, everything, w), valid_targets, k=k)["ndcg@10"]
+    weight = max(BLEND_WEIGHTS, key=lambda w: (round(tried[w], 6), -w))
+    rel = [[t] for t in split.test_next]
+    ranker_test = score_catalog(model, data.catalog, history_rows(split.test_hist, MAX_HISTORY))
+    cf_test = cf.scores(split.test_hist)
+    blended = blend(ranker_test, cf_test, np.ones_like(cf_test, dtype=bool), weight)
+    by_weight = {f"{w:g}": round(v, 4) for w, v in tried.items()}
+    return {
+        "item_cf": {**cf.record, "blend_weight": weight, "valid_ndcg@10_by_weight": by_weight},
+        "item_cf_next_item": full_ranking_metrics(cf_test, rel, k=k),
+        "blended_next_item": full_ranking_metrics(blended, rel, k=k),
+    }
+
+
 def train_on_shop(
     data: ShopSequences, cfg: RecsTrainConfig, say: Callable[[str], None] | None = None
 ) -> tuple[RecsRankerNet, dict[str, Any], TimeSplit]:
-    """Fits the ranker on the time split's training part; metrics next to popularity on the held-out users."""
+    """Fits the ranker on the time split's training part; metrics next to popularity and item_cf on the held-out
+    users."""
     split = time_split(data)
     examples = next_item_examples(split.train, cfg.max_history)
     valid = Validation(history_rows(split.valid_hist, cfg.max_history), [[t] for t in split.valid_target])
     train_items = np.asarray(sorted({i for seq in split.train for i in seq} | set(split.valid_target)), np.int64)
     model, record = fit_ranker(data.catalog, examples, valid, train_items, cfg, say)
-    metrics = {"training": record, **evaluate(model, data, split)}
+    metrics = {"training": record, **evaluate(model, data, split), **item_cf_blend(model, data, split)}
     return model, metrics, split
 
 
@@ -115,6 +149,12 @@ def fit_and_publish(
     )
     if champion.score is not None:
         say(f"champion v{champion.version} on the same held-out users: NDCG@10 {champion.score:.4f}")
+    if "blended_next_item" in metrics:
+        cf, blended = metrics["item_cf_next_item"], metrics["blended_next_item"]
+        say(
+            f"item_cf alone NDCG@10 {cf['ndcg@10']:.4f}; ranker blended with it (weight "
+            f"{metrics['item_cf']['blend_weight']:g}) {blended['ndcg@10']:.4f}"
+        )
     for name in ("next_item", "next_purchase"):
         if name in metrics:
             ours, pop = metrics[name], metrics[f"popularity_{name}"]
@@ -129,6 +169,7 @@ def fit_and_publish(
             "torchscript": TORCHSCRIPT_FILE,
             "inputs": {"max_history": MAX_HISTORY, "max_candidates": MAX_CANDIDATES, "id_buckets": ID_BUCKETS},
             "text_encoder_version": data.info["text_encoder_version"],
+            "item_cf_weight": metrics.get("item_cf", {}).get("blend_weight"),  # chosen on this shop's validation
         }
 
     params = {"config": asdict(cfg), "seed": cfg.seed, "mode": "sasrec_text_ids", "profile": profile}

@@ -12,6 +12,9 @@ the same table, and a list whose key no longer has events (an emptied category) 
   the rate of the longer base window, add-one smoothed, for products with recent activity.
 - ``co_view`` / ``co_buy``, key = anchor product id: products that the same users interacted with (bought), counted
   once per user, over each user's most recent products within ``co_days``.
+
+The ``item_cf`` / ``item_cf_user`` lists (EASE, a matrix solve) live in the same table but are rewritten by their
+own, less frequent job: shared/learning/item_cf_job.py.
 """
 
 from __future__ import annotations

@@ -44,17 +44,19 @@ def make_engine(url: str, pool_size: int = 5, echo: bool = False, name: str = "m
     return engine
 
 
-def make_read_engine(engine: Engine, options: str = "") -> Engine:
+def make_read_engine(engine: Engine, options: str = "", pre_ping: bool = True) -> Engine:
     """An engine on ``engine``'s database for a service's one-statement reads: each statement is its own
     transaction (autocommit), so a read costs the pool's ping and the statement, without the BEGIN and the ROLLBACK
     on return that a transactional connection adds (3 round trips instead of 5; half the time per read here).
-    ``options``: server settings for every connection (libpq ``-c name=value ...``). Never for writes that must
-    commit together: those keep ``engine``. The caller disposes of it."""
+    ``options``: server settings for every connection (libpq ``-c name=value ...``). ``pre_ping=False`` saves the
+    ping round trip of every checkout; the caller then retries a read once when it fails on a connection the server
+    dropped (``DBAPIError.connection_invalidated``: the pool has discarded its old connections by then). Never for
+    writes that must commit together: those keep ``engine``. The caller disposes of it."""
     size = engine.pool.size() if hasattr(engine.pool, "size") else 5
     reads = create_engine(
         engine.url,
         isolation_level="AUTOCOMMIT",
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,
         pool_size=size,
         max_overflow=size,
         connect_args={"options": options} if options else {},

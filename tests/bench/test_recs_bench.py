@@ -1,5 +1,6 @@
 """``ecomai bench recs`` on a generic interactions CSV of a few hundred synthetic rows (the code path of every data
-set: load, split, embed, train the ranker, BPR and popularity, rank over the whole catalog, JSON + table), and the
+set: load, split, embed, train the ranker, item_cf, BPR and popularity, replay the platform's retrieval + ranking,
+rank over the whole catalog, JSON + table), and the
 pure parts of the protocol (RecBole's split sizes, the full-ranking metrics)."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 
 from bench.recs import main
-from bench.recs_data import _recbole_counts, load_csv
+from bench.recs_data import AMAZON, _recbole_counts, load_amazon, load_csv
 from shared.learning.recs_metrics import full_ranking_metrics
 
 
@@ -41,10 +42,13 @@ def test_bench_recs_on_a_csv_ranks_the_walk_above_popularity(tmp_path, capsys):
     )
     report = json.loads(out.read_text())
     models = report["results"]["walks"]["models"]
-    assert set(models) == {"platform_ranker", "bpr", "popularity"}
+    assert set(models) == {"platform", "platform_ranker", "item_cf", "bpr", "popularity"}
     assert {"ndcg@10", "hr@10", "recall@10", "mrr@10"} <= set(models["bpr"])
-    ours, popular = models["platform_ranker"]["ndcg@10"]["mean"], models["popularity"]["ndcg@10"]["mean"]
-    assert ours > popular + 0.2, models  # popularity ~0.13 over 30 items; the ranker learns the walk
+    popular = models["popularity"]["ndcg@10"]["mean"]
+    for model in ("platform", "platform_ranker", "item_cf"):  # popularity ~0.11 over 30 items; the walk is learnt
+        assert models[model]["ndcg@10"]["mean"] > popular + 0.2, models
+    served = models["platform"]["training"][0]
+    assert 0.0 <= served["cf_weight"] <= 1.0 and served["item_cf"]["lambda"] > 0
     assert "platform_ranker" in capsys.readouterr().out  # the table
 
 
@@ -61,3 +65,11 @@ def test_full_ranking_metrics_exclude_seen_items_and_break_ties_against_the_targ
     assert m["hr@2"] == pytest.approx(0.5) and m["ndcg@2"] == pytest.approx(0.5) and m["mrr@2"] == pytest.approx(0.5)
     two = full_ranking_metrics(np.array([[0.9, 0.1, 0.8]]), [[0, 1]], k=2)
     assert two["recall@2"] == pytest.approx(0.5) and two["ndcg@2"] == pytest.approx(1 / (1 + 1 / np.log2(3)))
+
+
+@pytest.mark.skipif(not AMAZON.is_dir(), reason="the Amazon data set is not in ../shared/data")
+def test_amazon_early_stopping_targets_are_not_training_data():
+    data = load_amazon("Office_Products")
+    assert len(data.valid.users) > 100
+    for user, (target,) in zip(data.valid.users, data.valid.targets):
+        assert target not in data.train[user]  # EASE/BPR would read it back from the user's own row

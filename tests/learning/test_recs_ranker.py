@@ -61,7 +61,12 @@ def test_ranker_job_beats_popularity_on_a_sequential_shop(data_engine, tmp_path)
     # popularity ranks the successor ~at random (NDCG@10 ~0.1); the ranker learns the walk (~0.9 here)
     assert ours["ndcg@10"] > popular["ndcg@10"] + 0.3, metrics
     assert ours["hr@10"] > popular["hr@10"] + 0.3, metrics
+    # the served blend with item_cf, its weight chosen on validation, recorded with the version
+    blended, weight = metrics["blended_next_item"], metrics["item_cf"]["blend_weight"]
+    assert blended["users"] == USERS and blended["ndcg@10"] > popular["ndcg@10"] + 0.3, metrics
+    assert metrics["item_cf_next_item"]["users"] == USERS and metrics["item_cf"]["lambda"] > 0
     meta = read_meta(tmp_path, RECS_RANKER, published.version)
+    assert meta["item_cf_weight"] == weight and 0.0 <= weight <= 1.0
     assert meta["backend"] == "tabular" and meta["torchscript"] == "recs_ranker.pt"
     assert meta["inputs"]["id_buckets"] == ID_BUCKETS
 

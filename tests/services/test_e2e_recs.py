@@ -68,6 +68,7 @@ def test_search_finds_products_by_title_words(platform, recs):
     reply = recs.SearchProducts(recs_pb2.SearchProductsRequest(query=word, k=5), timeout=30)
     assert len(reply.items) == 5 and reply.total_matches >= 1
     assert word.lower() in reply.items[0].product.title.lower() + reply.items[0].product.description.lower()
+    assert reply.serving.model_name == "text_encoder" and reply.serving.model_version >= 1  # embedded the query
     typo = recs.SearchProducts(recs_pb2.SearchProductsRequest(query=word[:2] + word[3:], k=5), timeout=30)
     assert title.items[0].product.product_id in [i.product.product_id for i in typo.items]
 

@@ -118,3 +118,38 @@ def test_session_history_is_the_sessions_products_newest_first(shop_engine, stor
             group by session_id order by count(*) desc, session_id limit 1""")
         ).one()
     assert store.session_history(session) == expected[:50] and len(expected) > 1
+
+
+def test_the_same_ann_vector_is_read_once_per_ttl_and_not_at_all_cached_without_one(shop_engine, store):
+    probe = fake_vector("p-00001")
+    queries = _count_queries(store.engine)
+    first = store.nearest_to_vector(probe, 20)
+    assert store.nearest_to_vector(probe.copy(), 20) == first and len(queries) == 1
+    store.nearest_to_vector(probe, 30)  # another depth is another read
+    assert len(queries) == 2
+    uncached = RecsStore(shop_engine, ttl_s=0)
+    seen = _count_queries(uncached.engine)
+    assert uncached.nearest_to_vector(probe, 20) == uncached.nearest_to_vector(probe, 20) == first
+    assert len(seen) == 2
+    uncached.close()
+
+
+def test_ef_search_comes_from_the_setting_and_deeper_lists_continue_past_it(shop_engine):
+    shallow = RecsStore(shop_engine, ef_search=10)
+    with shallow.engine.connect() as conn:
+        assert conn.execute(text("show hnsw.ef_search")).scalar_one() == "10"
+    hits = shallow.nearest_to_vector(fake_vector("p-00001"), 100)
+    assert len(hits) == 100  # the iterative scan goes past the 10 the search depth alone would give
+    assert [s for _, s in hits] == sorted((s for _, s in hits), reverse=True)
+    shallow.close()
+    with pytest.raises(ValueError, match="ef_search"):
+        RecsStore(shop_engine, ef_search=0)
+
+
+def test_a_read_on_a_connection_the_server_dropped_is_retried_on_a_new_one(shop_engine, store):
+    store.user_history("nobody")  # a pooled connection now exists
+    with store.engine.connect() as conn:
+        pid = conn.execute(text("select pg_backend_pid()")).scalar_one()
+    with shop_engine.connect() as admin:
+        assert admin.execute(text("select pg_terminate_backend(:p)"), {"p": pid}).scalar_one()
+    assert store.session_history("no-such-session") == []  # the dead connection was replaced, not surfaced
