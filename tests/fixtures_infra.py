@@ -135,10 +135,13 @@ def running_triton(settings: Settings, wait_ready_s: float = 60) -> Iterator[tup
         server.stop()
 
 
-def start_worker(env: dict[str, str], log: Path, *queues: str) -> subprocess.Popen:
-    """A `python -m services.worker` subprocess (solo pool: the task runs in the process a SIGKILL hits)."""
+def start_worker(env: dict[str, str], log: Path, *queues: str, name: str | None = None) -> subprocess.Popen:
+    """A `python -m services.worker` subprocess (solo pool: the task runs in the process a SIGKILL hits); ``name``:
+    its Celery node name (e.g. "w1@%h"), for several workers on one machine."""
+    node = ["-n", name] if name else []
     return subprocess.Popen(
-        [sys.executable, "-m", "services.worker", "worker", "--pool=solo", "--loglevel=INFO", "-Q", ",".join(queues)],
+        [sys.executable, "-m", "services.worker", "worker", "--pool=solo", "--loglevel=INFO", "-Q", ",".join(queues)]
+        + node,
         cwd=PROJECT_ROOT,
         env=env,
         stdout=open(log, "ab"),

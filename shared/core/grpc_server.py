@@ -4,6 +4,8 @@ status codes and records logs and metrics, plus gRPC health checking and server 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
 from collections.abc import Callable
 from concurrent import futures
@@ -29,6 +31,7 @@ from shared.core.wire_errors import explain_decode_error
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+SERVED_BY_HEADER = "x-served-by"  # trailing metadata: which replica answered ("host:pid"), for spread checks
 
 
 class MalformedRequest:
@@ -92,6 +95,7 @@ class ErrorsLogsMetricsInterceptor(grpc.ServerInterceptor):
 
     def __init__(self, service: str):
         self.service = service
+        self.served_by = f"{socket.gethostname()}:{os.getpid()}"
 
     def intercept_service(self, continuation, handler_call_details):
         handler = continuation(handler_call_details)
@@ -132,7 +136,7 @@ class ErrorsLogsMetricsInterceptor(grpc.ServerInterceptor):
             started = time.perf_counter()
             code = "OK"
             request_id = request_id_from(context.invocation_metadata())
-            context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+            context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id), (SERVED_BY_HEADER, self.served_by)))
             with request_scope(request_id), deadline_scope(context.time_remaining()):
                 try:
                     if isinstance(request, MalformedRequest):
@@ -155,7 +159,7 @@ class ErrorsLogsMetricsInterceptor(grpc.ServerInterceptor):
             started = time.perf_counter()
             code = "OK"
             request_id = request_id_from(context.invocation_metadata())
-            context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id),))
+            context.set_trailing_metadata(((REQUEST_ID_HEADER, request_id), (SERVED_BY_HEADER, self.served_by)))
             with request_scope(request_id), deadline_scope(context.time_remaining()):
                 try:
                     if isinstance(request, MalformedRequest):
@@ -204,11 +208,21 @@ def build_server(
     interceptors: list[grpc.ServerInterceptor] | None = None,
     credentials: grpc.ServerCredentials | None = None,
     max_concurrent_rpcs: int | None = None,
+    max_connection_age_s: float = 0.0,
+    max_connection_age_grace_s: float = 0.0,
 ) -> tuple[grpc.Server, int]:
     """A started-ready (not yet started) server with health and reflection. Returns (server, bound port).
     ``interceptors`` run inside the errors interceptor, so the domain errors they raise map to status codes.
     ``credentials``: TLS (None = plaintext). ``max_concurrent_rpcs``: past that many calls running or waiting for a
-    worker, gRPC answers RESOURCE_EXHAUSTED at once instead of queueing (health probes count too)."""
+    worker, gRPC answers RESOURCE_EXHAUSTED at once instead of queueing (health probes count too).
+    ``max_connection_age_s``: close each connection (GOAWAY, in-flight calls get the grace) after that long, so
+    clients balancing over a DNS name resolve it again and reach replicas added since; 0 = never."""
+    age = []
+    if max_connection_age_s > 0:
+        age = [
+            ("grpc.max_connection_age_ms", int(max_connection_age_s * 1000)),
+            ("grpc.max_connection_age_grace_ms", int(max_connection_age_grace_s * 1000)),
+        ]
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name),
         interceptors=[ErrorsLogsMetricsInterceptor(name), *(interceptors or [])],
@@ -217,6 +231,7 @@ def build_server(
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
             ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
             ("grpc.so_reuseport", 0),
+            *age,
         ],
     )
     health_servicer = health.HealthServicer()
