@@ -145,6 +145,8 @@ BENCHMARKS = {  # `ecomai bench NAME ...` -> bench/NAME.py
     "recall [--tiny] [--size S] [--seed N]",
     "soak": "mixed open-loop traffic over every service with Triton killed and Postgres paused on a schedule: "
     "[--duration 120] [--rate 20] [--kill-every 60] [--pg-pause 5]",
+    "scale": "RankAds and Recommend at a fixed concurrency over several replicas: p50/p99, requests/s, spread per "
+    "replica, CPU per process [--ads dns:///ads:50051] [--local 1,2,3] [--concurrency 8] [--duration 20]",
 }
 
 
@@ -226,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     from services.quality_cli import add_quality_parser
 
     add_quality_parser(sub)  # `ecomai quality [undo|reapply RULE]` (services/quality_cli.py)
+    from services.health_cli import add_health_parser
+
+    add_health_parser(sub)  # `ecomai health ads|recs|chat`: the container probe (services/health_cli.py)
     return parser
 
 
