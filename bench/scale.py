@@ -305,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=20, help="calls before each measurement")
     parser.add_argument("--users", type=int, default=50, help="demo shop users u-0001.. rotated over the calls")
     parser.add_argument("--label", default="latest")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file (default bench/results/scale-LABEL.json)")
     args = parser.parse_args(argv)
     if args.concurrency < 1 or args.duration <= 0:
         parser.error("--concurrency: must be >= 1 and --duration > 0")
@@ -370,9 +371,13 @@ def main(argv: list[str] | None = None) -> int:
     report = {"command": command, "runs": runs}
     print(json.dumps(report, indent=2))
     print(table(runs))
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"scale-{args.label}.json"
-    out.write_text(json.dumps({**report, "table": table(runs)}, indent=2) + "\n")
+    out = args.out or RESULTS / f"scale-{args.label}.json"
+    try:  # inside a container bench/results is not writable: the JSON printed above is the result
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({**report, "table": table(runs)}, indent=2) + "\n")
+    except OSError as exc:
+        print(f"not written to {out}: {exc}")
+        return 0
     print(f"written to {out}")
     return 0
 
