@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 
 from services.recs.candidates import RECENCY_DECAY, RRF_K
+from services.recs.item_cf_source import ITEM_CF_LIMIT
 from services.recs.recommender import ANN_LIMIT, CO_ANCHORS, LIST_CUT, RANK_LIMIT
 from shared.learning.item_cf import ItemCF, blend, user_lists
 from shared.learning.recs_lists import RecsListsConfig
 from shared.learning.recs_metrics import full_ranking_metrics
 
-CF_LIMIT = 200  # items of the summed item_cf list that enter the fusion (services/recs: ITEM_CF_LIMIT)
 CF_WEIGHTS = tuple(round(w, 2) for w in np.linspace(0.0, 1.0, 21))  # blend weights tried on validation
 
 
@@ -70,7 +70,7 @@ def candidate_mask(
             if np.linalg.norm(vec) > 0:
                 ann = _top(emb @ (vec / np.linalg.norm(vec)), ANN_LIMIT, everything)
                 fused[ann] += 1.0 / (RRF_K + np.arange(1, len(ann) + 1))
-        listed = _top(cf[u], CF_LIMIT, cf[u] > cf[u].min())
+        listed = _top(cf[u], ITEM_CF_LIMIT, cf[u] > cf[u].min())
         fused[listed] += 1.0 / (RRF_K + np.arange(1, len(listed) + 1))
         for anchor in newest[:CO_ANCHORS]:
             co = _top(co_counts[anchor], co_size, co_counts[anchor] > 0)

@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from protos.ads.v1 import ads_pb2, ads_pb2_grpc  # noqa: E402
 from protos.recs.v1 import recs_pb2, recs_pb2_grpc  # noqa: E402
+from services.platform import child_env, stop_children, wait_healthy  # noqa: E402
 from shared.core.channels import open_channel  # noqa: E402
 from shared.core.grpc_server import SERVED_BY_HEADER  # noqa: E402
 from shared.core.settings import PROJECT_ROOT, Settings  # noqa: E402
@@ -155,11 +156,9 @@ def local_roots(settings: Settings) -> dict[str, list[int]]:
 # -- load --------------------------------------------------------------------------------------------------------
 
 
-def drive(call: Callable[[int], grpc.Call], concurrency: int, duration_s: float, warmup: int) -> dict:
+def drive(call: Callable[[int], grpc.Call], concurrency: int, duration_s: float) -> dict:
     """``concurrency`` threads calling in a closed loop for ``duration_s``: latency percentiles, throughput,
     errors by code and how many answers each replica (``x-served-by``) gave."""
-    for i in range(warmup):
-        call(i)
     latencies: list[float] = []
     spread: Counter = Counter()
     errors: Counter = Counter()
@@ -230,17 +229,25 @@ def with_cpu(result: dict, cores: dict[str, float]) -> None:
     }
 
 
+def measure(call: Callable[[int], grpc.Call], watch: CpuWatch, args: argparse.Namespace) -> dict:
+    """``args.warmup`` calls, then ``args.concurrency`` callers for ``args.duration`` seconds, with the CPU the
+    watched processes spent meanwhile."""
+    for i in range(args.warmup):
+        call(i)
+    watch.start()
+    result = drive(call, args.concurrency, args.duration)
+    with_cpu(result, watch.stop())
+    return result
+
+
 # -- local replicas ----------------------------------------------------------------------------------------------
 
 
 def start_local_ads(settings: Settings, database_url: str, ports: list[int], log_dir: Path) -> list[subprocess.Popen]:
     """`ecomai serve ads` on each port (this machine, the platform's Postgres and Triton); returns once all answer."""
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
     processes = []
     for port in ports:
-        env = {**os.environ, "ECOMAI_DATABASE_URL": database_url, "ECOMAI_ADS_PORT": str(port)}
-        env["ECOMAI_HOME"] = str(settings.home.resolve())
+        env = {**child_env(settings, database_url), "ECOMAI_ADS_PORT": str(port)}
         log = open(log_dir / f"scale-ads-{port}.log", "ab")
         processes.append(
             subprocess.Popen(
@@ -252,30 +259,13 @@ def start_local_ads(settings: Settings, database_url: str, ports: list[int], log
             )
         )
     for port, process in zip(ports, processes):
-        with open_channel(f"{settings.host}:{port}", settings, anonymous=True) as channel:
-            stub = health_pb2_grpc.HealthStub(channel)
-            deadline = time.monotonic() + 90
-            while True:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    stop_local(processes)
-                    raise SystemExit(f"ads replica on port {port} did not start; see {log_dir}/scale-ads-{port}.log")
-                try:
-                    stub.Check(health_pb2.HealthCheckRequest(service="ads.v1.AdService"), timeout=2)
-                    break
-                except grpc.RpcError:
-                    time.sleep(0.3)
-    return processes
-
-
-def stop_local(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        if process.poll() is None:
-            process.terminate()
-    for process in processes:
         try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+            wait_healthy(f"{settings.host}:{port}", 90, process, settings)
+        except (RuntimeError, TimeoutError) as exc:
+            stop_children(processes, 20)
+            where = log_dir / f"scale-ads-{port}.log"
+            raise SystemExit(f"ads replica on port {port} did not start ({exc}); see {where}") from exc
+    return processes
 
 
 # -- report ------------------------------------------------------------------------------------------------------
@@ -329,26 +319,16 @@ def main(argv: list[str] | None = None) -> int:
                 target = "ipv4:" + ",".join(f"{settings.host}:{p}" for p in ports)
                 with open_channel(target, settings) as channel:
                     watch = CpuWatch({**roots, "ads": [p.pid for p in replicas], "client": [os.getpid()]})
-                    call = rank_ads(ads_pb2_grpc.AdServiceStub(channel), users)
-                    for i in range(args.warmup):
-                        call(i)
-                    watch.start()
-                    result = drive(call, args.concurrency, args.duration, 0)
-                    with_cpu(result, watch.stop())
+                    result = measure(rank_ads(ads_pb2_grpc.AdServiceStub(channel), users), watch, args)
                 runs.append({"rpc": "RankAds", "target": target, "replicas": n, **result})
                 print(table(runs[-1:]), flush=True)
             finally:
-                stop_local(replicas)
+                stop_children(replicas, 20)
         if args.only in ("recs", "all"):
             target = f"{settings.host}:{settings.recs_port}"
             with open_channel(target, settings) as channel:
                 watch = CpuWatch({**roots, "client": [os.getpid()]})
-                call = recommend(recs_pb2_grpc.RecommendationServiceStub(channel), users)
-                for i in range(args.warmup):
-                    call(i)
-                watch.start()
-                result = drive(call, args.concurrency, args.duration, 0)
-                with_cpu(result, watch.stop())
+                result = measure(recommend(recs_pb2_grpc.RecommendationServiceStub(channel), users), watch, args)
             runs.append({"rpc": "Recommend", "target": target, "replicas": len(result["spread"]), **result})
     else:
         targets = {"ads": args.ads, "recs": args.recs}
@@ -359,12 +339,7 @@ def main(argv: list[str] | None = None) -> int:
                     call, rpc = rank_ads(ads_pb2_grpc.AdServiceStub(channel), users), "RankAds"
                 else:
                     call, rpc = recommend(recs_pb2_grpc.RecommendationServiceStub(channel), users), "Recommend"
-                watch = CpuWatch({"client": [os.getpid()]})
-                for i in range(args.warmup):
-                    call(i)
-                watch.start()
-                result = drive(call, args.concurrency, args.duration, 0)
-                with_cpu(result, watch.stop())
+                result = measure(call, CpuWatch({"client": [os.getpid()]}), args)
             runs.append({"rpc": rpc, "target": targets[name], "replicas": len(result["spread"]), **result})
 
     command = " ".join(["python -m bench.scale", *(argv if argv is not None else sys.argv[1:])])

@@ -14,7 +14,7 @@ from services.recs.recs_store import ListKey, Scored
 from shared.learning.item_cf import blend
 
 USER_KIND, ITEM_KIND = "item_cf_user", "item_cf"
-ITEM_CF_LIMIT = 200  # items of the item_cf scores that enter the fusion (bench/recs_pipeline.py: CF_LIMIT)
+ITEM_CF_LIMIT = 200  # items of the item_cf scores that enter the fusion (bench/recs_pipeline.py replays it)
 # weight of the standardised item_cf score next to the ranker's, from the validation curves of ``ecomai bench recs``
 # (bench/results/recs_*.json, platform.training.valid_ndcg@10_by_cf_weight): ml-100k is flat from 0.35 to 1 (mean
 # of 5 seeds), Amazon Industrial / Office peak at 0.15 / 0.35; 0.35 loses the least over the three. The ranker job

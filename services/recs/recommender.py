@@ -207,9 +207,12 @@ class Recommender:
             out = ranker_call.rank(self.triton, history, ids, vectors, report, version)
             if out is None:
                 report.degrade(self.service_name, "retrieval_fusion", "recs_ranker unavailable; ranked by fusion")
-        scores = out.scores.tolist() if out is not None else [pool[p.product_id].fused for p in head]
-        if out is not None and cf:
+        if out is None:
+            scores = [pool[p.product_id].fused for p in head]
+        elif cf:
             scores = item_cf_source.blended(out.scores, [p.product_id for p in head], cf).tolist()
+        else:
+            scores = out.scores.tolist()
         # the history position that contributed most to each candidate's score: "because you viewed X"
         tops = out.contrib.argmax(axis=1).tolist() if out is not None and out.contrib.shape[1] else []
         because = {

@@ -48,7 +48,9 @@ def test_bench_recs_on_a_csv_ranks_the_walk_above_popularity(tmp_path, capsys):
     for model in ("platform", "platform_ranker", "item_cf"):  # popularity ~0.11 over 30 items; the walk is learnt
         assert models[model]["ndcg@10"]["mean"] > popular + 0.2, models
     served = models["platform"]["training"][0]
-    assert 0.0 <= served["cf_weight"] <= 1.0 and served["item_cf"]["lambda"] > 0
+    by_weight = served["valid_ndcg@10_by_cf_weight"]  # the served weight is the one best on validation
+    assert by_weight[f"{served['cf_weight']:g}"] == max(by_weight.values()), served
+    assert served["item_cf"]["lambda"] > 0
     assert "platform_ranker" in capsys.readouterr().out  # the table
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import shutil
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,11 +12,12 @@ from sqlalchemy import insert
 
 from bench.ctr_truth import compare_with_truth, true_click_probabilities
 from shared.core.model_catalog import EMBEDDING_DIM
-from shared.core.settings import PROJECT_ROOT, Settings
+from shared.core.settings import Settings
 from shared.learning import datasets
 from shared.learning.metrics import auc
 from shared.learning.registry import latest_version, read_meta, registry_rows
 from shared.store import schema as db
+from tests.fixtures_infra import model_repository_with_configs
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -52,9 +52,7 @@ def tiny_shop_engine(data_engine):
 
 
 def test_ensure_models_trains_every_missing_model(tiny_shop_engine, tmp_path):
-    for config in (PROJECT_ROOT / "triton_models").glob("*/config.pbtxt"):
-        (tmp_path / config.parent.name).mkdir()
-        shutil.copy(config, tmp_path / config.parent.name)
+    model_repository_with_configs(tmp_path)
     settings = Settings(database_url="unused://", model_repository=tmp_path, train_profile="tiny")
     from shared.learning.train import ensure_models
 

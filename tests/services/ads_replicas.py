@@ -12,18 +12,16 @@ import os
 import re
 import subprocess
 import sys
-import time
 import urllib.request
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import Engine, text
 
 from protos.ads.v1 import ads_pb2, ads_pb2_grpc
-from shared.core.channels import open_channel
+from services.platform import stop_children, wait_healthy
 from shared.core.grpc_server import SERVED_BY_HEADER
 from shared.core.settings import PROJECT_ROOT, Settings
 
@@ -97,36 +95,20 @@ def start_replicas(settings: Settings, hosts: list[str], port: int, log_dir: Pat
         )
         replicas.append(Replica(host, port, process))
     for replica in replicas:
-        wait_healthy(settings, replica, log_dir / f"ads-{replica.host}.log")
+        wait_replica_healthy(settings, replica, log_dir / f"ads-{replica.host}.log")
     return replicas
 
 
-def wait_healthy(settings: Settings, replica: Replica, log: Path, timeout_s: float = 90) -> None:
-    deadline = time.monotonic() + timeout_s
+def wait_replica_healthy(settings: Settings, replica: Replica, log: Path, timeout_s: float = 90) -> None:
     checked_as_localhost = settings.model_copy(update={"tls_server_name": "localhost"})  # 127.0.0.N: not in the cert
-    with open_channel(replica.address, checked_as_localhost, anonymous=True) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if replica.process.poll() is not None:
-                raise AssertionError(f"ads replica {replica.address} exited: {log.read_text()[-2000:]}")
-            try:
-                stub.Check(health_pb2.HealthCheckRequest(service="ads.v1.AdService"), timeout=2)
-                return
-            except grpc.RpcError:
-                time.sleep(0.3)
-    raise AssertionError(f"ads replica {replica.address} not healthy after {timeout_s} s: {log.read_text()[-2000:]}")
+    try:
+        wait_healthy(replica.address, timeout_s, replica.process, checked_as_localhost)
+    except (RuntimeError, TimeoutError) as exc:
+        raise AssertionError(f"ads replica {replica.address}: {exc}: {log.read_text()[-2000:]}") from exc
 
 
 def stop_replicas(replicas: list[Replica]) -> None:
-    for replica in replicas:
-        if replica.process.poll() is None:
-            replica.process.terminate()
-    for replica in replicas:
-        try:
-            replica.process.wait(20)
-        except subprocess.TimeoutExpired:
-            replica.process.kill()
-            replica.process.wait(10)
+    stop_children([replica.process for replica in replicas], 20)
 
 
 def served_by(call: grpc.Call) -> int:

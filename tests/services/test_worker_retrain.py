@@ -7,15 +7,14 @@ task makes v1 serve again."""
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 
 import pytest
 
-from shared.core.settings import PROJECT_ROOT, Settings
+from shared.core.settings import Settings
 from shared.learning.registry import TENSOR_WARMUP, deploy, registry_rows
 from tests.conftest import REDIS_URL, free_port
-from tests.fixtures_infra import start_worker, stop_worker
+from tests.fixtures_infra import model_repository_with_configs, start_worker, stop_worker
 
 
 @pytest.fixture
@@ -31,10 +30,7 @@ def retrain_setup(new_database, tmp_path):
     engine = make_engine(url)
     load_shop(engine, generate_shop("tiny", seed=7))
     clean_events(engine)
-    repo = tmp_path / "models"
-    for config in (PROJECT_ROOT / "triton_models").glob("*/config.pbtxt"):
-        (repo / config.parent.name).mkdir(parents=True)
-        shutil.copy(config, repo / config.parent.name)
+    repo = model_repository_with_configs(tmp_path / "models")
     settings = Settings(
         home=tmp_path / "home",
         database_url=url,
